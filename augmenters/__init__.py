@@ -1,0 +1,8 @@
+"""Built-in feature-level augmenters, one per file; importing this package registers them.
+
+Every module here must be imported below: ``tests/test_registry.py`` fails when one is left out.
+"""
+
+from dgbench.augmenters import efdmix, identity, mixstyle
+
+__all__ = ["efdmix", "identity", "mixstyle"]

@@ -1,0 +1,18 @@
+"""The identity augmenter: the ERM baseline that every comparison needs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dgbench.registry import AUGMENTERS
+
+
+@AUGMENTERS.register("none")
+class Identity(nn.Module):
+    """No feature augmentation (the ERM baseline)."""
+
+    paper = "ERM baseline (no feature augmentation)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x

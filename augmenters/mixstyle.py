@@ -1,0 +1,51 @@
+"""MixStyle: mix per-channel feature mean and std between paired samples.
+
+Zhou, Yang, Qiao, Xiang. "Domain Generalization with MixStyle." ICLR 2021.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dgbench.pairing import beta_weights, check_mix, gate, partner_indices
+from dgbench.registry import AUGMENTERS
+
+
+@AUGMENTERS.register("mixstyle")
+class MixStyle(nn.Module):
+    """MixStyle (Zhou et al., ICLR 2021): mix channel mean/std with a partner sample."""
+
+    paper = "Zhou et al., Domain Generalization with MixStyle, ICLR 2021"
+
+    def __init__(
+        self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6, mix: str = "random"
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1]; got {p}")
+        if alpha <= 0:
+            raise ValueError(f"alpha must be > 0; got {alpha}")
+        self.p, self.alpha, self.eps, self.mix = p, alpha, eps, check_mix(mix)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, alpha={self.alpha}, eps={self.eps}, mix={self.mix!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
+        if not self.training or not gate(self.p):
+            return x
+        batch = x.size(0)
+        with torch.no_grad():  # the statistics are detached, as in the paper's code
+            # Statistics in float32 even under autocast: a half-precision variance of a
+            # large activation map loses most of its digits.
+            stats_in = x if x.dtype in (torch.float32, torch.float64) else x.float()
+            var, mu = torch.var_mean(stats_in, dim=(2, 3), keepdim=True, correction=1)
+            sig = (var + self.eps).sqrt()  # (B, C, 1, 1)
+            lam = beta_weights(batch, self.alpha, x).to(mu.dtype)
+            perm = partner_indices(batch, self.mix, x.device)
+            mu_mix = lam * mu + (1 - lam) * mu[perm]
+            sig_mix = lam * sig + (1 - lam) * sig[perm]
+            # (x - mu) / sig * sig_mix + mu_mix, folded into one multiply-add over x
+            scale = sig_mix / sig
+            shift = mu_mix - mu * scale
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))

@@ -1,0 +1,210 @@
+"""The ``dgbench`` command: a thin layer that parses arguments and calls the library.
+
+User errors print one line, ``dgbench: error: ...``, and exit with status 2 before anything
+trains or is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from dgbench.errors import DGBenchError
+
+# CLI flag -> dotted config key (values are text, converted to the key's type)
+FLAG_KEYS = {
+    "aug": "aug.names",
+    "protocol": "protocol.name",
+    "dataset": "data.name",
+    "data_root": "data.root",
+    "targets": "protocol.targets",
+    "seeds": "seeds",
+    "backbone": "model.backbone",
+    "insert": "aug.insert",
+    "weights": "model.weights",
+    "epochs": "train.epochs",
+    "lr": "train.lr",
+    "batch_size": "data.batch_size",
+    "device": "device",
+    "experiment": "experiment",
+}
+
+
+def _keys_help() -> str:
+    from dgbench import config as C
+
+    lines = ["config keys (YAML, or KEY=VALUE on the command line):"]
+    cfg = C.to_dict(C.Config())
+    for key, tp in C.LEAVES.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = node[part]
+        lines.append(f"  {key:<22} {C.type_name(tp):<28} default {node!r}")
+    lines.append("  (a dataset may recommend other defaults; see its 'defaults' in datasets/)")
+    return "\n".join(lines)
+
+
+def _parse_aug_args(text: str) -> dict[str, Any]:
+    """``alpha=0.3,mix=crossdomain,mixstyle.p=1`` -> checked later against the signatures."""
+    from dgbench.plan import CliText
+
+    args: dict[str, Any] = {}
+    # split on commas that start a new key=value pair, so values may hold commas
+    for item in re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise DGBenchError(f"--aug-args expects key=value pairs, got {item!r}")
+        key, value = (s.strip() for s in item.split("=", 1))
+        head, _, tail = key.partition(".")
+        if tail:
+            args.setdefault(head, {})[tail] = CliText(value)
+        else:
+            args[key] = CliText(value)
+    return args
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from dgbench import config as C
+    from dgbench.experiment import execute, summary
+    from dgbench.plan import make_plan, resolve
+    from dgbench.records import load_records
+    from dgbench.tables import build_table, render
+
+    user: dict[str, Any] = C.read_yaml(ns.config) if ns.config else {}
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(ns, flag)
+        if value is not None:
+            C.set_value(user, key, value, from_text=True)
+    if ns.pretrained:
+        user["model.pretrained"] = True
+    if ns.aug_args:
+        args = dict(user.get("aug.args", {}))
+        for k, v in _parse_aug_args(ns.aug_args).items():
+            args[k] = {**args.get(k, {}), **v} if isinstance(v, dict) else v
+        user["aug.args"] = args
+    for item in ns.overrides:
+        if "=" not in item:
+            raise DGBenchError(f"unexpected argument {item!r}; overrides look like train.lr=0.01")
+        key, value = item.split("=", 1)
+        C.set_value(user, key.strip(), value.strip(), from_text=True)
+
+    plan = make_plan(resolve(user))
+    print(summary(plan), flush=True)
+    out = Path(ns.out)
+    if ns.dry_run:
+        for run in plan.runs:
+            state = "done" if (out / plan.experiment / run.run_id / "done").exists() else "to run"
+            print(f"  {run.run_id}  {run.label():<40} {state}")
+        return 0
+    print(f"writing records under {out / plan.experiment}", flush=True)
+    records = execute(plan, out, force=ns.force, progress=not ns.no_progress)
+    print()
+    print(render(build_table(records)), end="")
+    try:  # a note when the folder holds more runs than this command's
+        all_records, _ = load_records(out / plan.experiment)
+        if len(all_records) > len(records):
+            print(f"\n{out / plan.experiment} holds {len(all_records)} finished runs; "
+                  f"'dgbench table {out / plan.experiment}' shows them all")
+    except DGBenchError:
+        pass
+    return 0
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
+
+    kinds = {"augmenters": AUGMENTERS, "datasets": DATASETS, "protocols": PROTOCOLS,
+             "backbones": BACKBONES}
+    chosen = [ns.kind] if ns.kind else list(kinds)
+    for i, kind in enumerate(chosen):
+        reg = kinds[kind]
+        print(("\n" if i else "") + f"{kind}:")
+        entries = reg.entries()
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            print(f"  {e.name:<{width}}  {e.description}")
+        if kind == "backbones":
+            print(f"  {'timm:NAME':<{width}}  any timm ResNet by name, e.g. timm:resnet26d")
+    return 0
+
+
+def cmd_table(ns: argparse.Namespace) -> int:
+    from dgbench.records import load_records
+    from dgbench.tables import build_table, render
+
+    records, unfinished = load_records(ns.folder)
+    text = render(build_table(records, unfinished), ns.format)
+    if ns.output:
+        from dgbench.records import atomic_write_text
+
+        atomic_write_text(Path(ns.output), text)
+        print(f"wrote {ns.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="train and evaluate runs, then print the comparison table",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_keys_help(),
+        description="Plan the runs of an experiment (augmenters x splits x seeds), train the "
+        "ones not finished yet, and print the table. Lists are comma-separated.",
+    )
+    run.add_argument("--config", metavar="FILE", help="YAML config (CLI flags override it)")
+    run.add_argument("--aug", metavar="LIST", help="augmenters, e.g. none,mixstyle,efdmix")
+    run.add_argument("--aug-args", metavar="K=V,...",
+                     help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
+    run.add_argument("--protocol", metavar="NAME", help="protocol (default lodo)")
+    run.add_argument("--dataset", metavar="NAME", help="dataset (default digits)")
+    run.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    run.add_argument("--targets", metavar="LIST", help="only these splits (LODO: target domains)")
+    run.add_argument("--seeds", metavar="LIST", help="seeds, e.g. 1,2,3 (default 1)")
+    run.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50 or timm:NAME")
+    run.add_argument("--insert", metavar="LIST", help="blocks to insert after, e.g. layer1,layer2")
+    run.add_argument("--pretrained", action="store_true", help="ImageNet weights (downloads)")
+    run.add_argument("--weights", metavar="PATH", help="local backbone checkpoint")
+    run.add_argument("--epochs", metavar="N")
+    run.add_argument("--lr", metavar="X")
+    run.add_argument("--batch-size", metavar="N")
+    run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N")
+    run.add_argument("--experiment", metavar="NAME", help="results folder name")
+    run.add_argument("--out", default="results", metavar="DIR", help="results root (default results)")
+    run.add_argument("--force", action="store_true", help="redo finished runs")
+    run.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones")
+    lst.add_argument("kind", nargs="?", choices=["augmenters", "datasets", "protocols", "backbones"])
+    lst.set_defaults(func=cmd_list)
+
+    tab = sub.add_parser("table", help="render the comparison table of a results folder")
+    tab.add_argument("folder", help="e.g. results/digits-lodo")
+    tab.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    tab.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    tab.set_defaults(func=cmd_table)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except DGBenchError as exc:
+        print(f"dgbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dgbench: interrupted; finished runs are kept, rerun to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,128 @@
+"""Datasets made of domains, the splits a protocol asks for, and the loaders that feed training.
+
+A registered dataset is a :class:`DomainDataset` subclass. It names its domains and classes,
+builds ``torch.utils.data.Dataset`` objects for ``(domain, split)`` with split one of
+``train``, ``val`` (held-out part of the same domain) and ``all`` (the whole domain), and owns
+its recommended settings (``defaults``: dotted config keys), which the user's config overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset, Sampler
+
+from dgbench.errors import DataError
+
+SPLITS = ("train", "val", "all")
+
+
+def cache_dir() -> Path:
+    """Where built datasets are cached: ``$DGBENCH_CACHE`` or the user's cache directory."""
+    if os.environ.get("DGBENCH_CACHE"):
+        return Path(os.environ["DGBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dgbench"
+
+
+class DomainDataset:
+    """Base class of registered datasets: a set of named domains sharing one label space."""
+
+    domains: ClassVar[tuple[str, ...]] = ()
+    classes: ClassVar[tuple[str, ...]] = ()
+    #: recommended settings as dotted config keys, e.g. {"data.image_size": 32}
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, root: str | None, image_size: int) -> None:
+        self.root = root
+        self.image_size = image_size
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, domain: str, split: str, train: bool) -> Dataset:
+        """Items ``(image (3, H, W) float, label int, domain index int)`` of one domain.
+
+        ``train`` selects the training transform (random augmentation) or the test one.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the run record (version, source, checksum ...)."""
+        return {}
+
+    def check_domain(self, domain: str) -> None:
+        if domain not in self.domains:
+            raise DataError(
+                f"{type(self).__name__} has no domain {domain!r}; its domains are "
+                f"{', '.join(self.domains)}"
+            )
+
+
+class TensorDomainSet(Dataset):
+    """In-memory images (N, 3, H, W) uint8 with labels, one domain, and a per-item transform."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        domain_index: int,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.domain_index, self.transform = domain_index, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self.transform(self.images[i]), int(self.labels[i]), self.domain_index
+
+
+def concat(parts: Sequence[Dataset]) -> ConcatDataset:
+    return ConcatDataset(list(parts))
+
+
+class DomainPairSampler(Sampler[list[int]]):
+    """Batches of ``batch // 2`` items from each of two randomly chosen domains, laid out [A | B].
+
+    For ``mix=crossdomain`` (Dassl's RandomDomainSampler with two domains per batch). The
+    epoch has a fixed number of batches, ``len(dataset) // batch``, so it never depends on
+    the draw; each domain's indices are reshuffled whenever they run out.
+    """
+
+    def __init__(self, domain_sizes: Sequence[int], batch_size: int, generator: torch.Generator):
+        if len(domain_sizes) < 2:
+            raise DataError("mix=crossdomain needs at least two source domains")
+        if batch_size < 2:
+            raise DataError("mix=crossdomain needs a batch of at least 2")
+        self.offsets = np.cumsum([0, *domain_sizes])[:-1].tolist()
+        self.sizes = list(domain_sizes)
+        self.half_a, self.half_b = (batch_size + 1) // 2, batch_size // 2
+        self.generator = generator
+        self.num_batches = max(1, sum(domain_sizes) // batch_size)
+        self._pools: list[list[int]] = [[] for _ in domain_sizes]
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _take(self, d: int, n: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n:
+            if not self._pools[d]:
+                order = torch.randperm(self.sizes[d], generator=self.generator)
+                self._pools[d] = (order + self.offsets[d]).tolist()
+            k = n - len(out)
+            out += self._pools[d][:k]
+            self._pools[d] = self._pools[d][k:]
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.num_batches):
+            a, b = torch.randperm(len(self.sizes), generator=self.generator)[:2].tolist()
+            yield self._take(a, self.half_a) + self._take(b, self.half_b)

@@ -1,0 +1,200 @@
+"""Backbones, and augmenters inserted into them as real child modules at named blocks.
+
+An augmenter is appended to a stage (``layer2`` is an ``nn.Sequential``; the augmenter becomes
+``layer2.efdmix``), so it runs on the stage's output, shows in ``print(model)``, follows
+``model.eval()`` and ``.to()``, and leaves the backbone's state_dict keys unchanged: pretrained
+weights load before or after insertion.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from dgbench.errors import ConfigError, DataError
+from dgbench.registry import BACKBONES
+
+TIMM_PREFIX = "timm:"
+STEMS = ("imagenet", "small")
+
+
+# -- torchvision ResNets ------------------------------------------------------------------
+def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int, width: int = 64, pretrained: bool = False) -> nn.Module:
+        import torchvision
+
+        ctor = getattr(torchvision.models, f"resnet{depth}")
+        if pretrained:
+            if width != 64:
+                raise ConfigError(
+                    f"pretrained resnet{depth} weights exist only for model.width=64 (got "
+                    f"{width}); drop --pretrained or set model.width=64"
+                )
+            # The V1 weights are the ones EFDM and MixStyle used (torchvision's legacy
+            # resnet18-5c106cde / resnet50-19c8e357 files, re-published under these names).
+            weights = getattr(torchvision.models, f"ResNet{depth}_Weights").IMAGENET1K_V1
+            model = ctor(weights=weights)
+        else:
+            model = ctor()
+            if width != 64:
+                _rewiden(model, width)
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+        return model
+
+    build.__doc__ = f"torchvision ResNet-{depth} (He et al., CVPR 2016); model.width scales it"
+    return build
+
+
+def _rewiden(model: nn.Module, width: int) -> None:
+    """Rebuild a torchvision ResNet's stem and stages with base width ``width`` (64 = standard)."""
+    block = type(model.layer1[0])
+    depths = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
+    model.inplanes = width
+    model.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    for i, depth in enumerate(depths):
+        stride = 1 if i == 0 else 2
+        setattr(model, f"layer{i + 1}", model._make_layer(block, width * 2**i, depth, stride))
+    model.fc = nn.Linear(width * 8 * block.expansion, 1)
+    for module in model.modules():  # torchvision's own initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+BACKBONES.add("resnet18", _torchvision_resnet(18))
+BACKBONES.add("resnet50", _torchvision_resnet(50))
+
+
+def _timm_model(name: str, num_classes: int, width: int, pretrained: bool) -> nn.Module:
+    import timm
+
+    if not timm.is_model(name):
+        close = [m for m in timm.list_models("resnet*") if name.split("_")[0] in m][:8]
+        raise ConfigError(
+            f"unknown timm model {name!r}; timm ResNets include: {', '.join(close) or 'resnet18'}"
+        )
+    if width != 64:
+        raise ConfigError(
+            f"model.width applies only to torchvision backbones; set model.width=64 for "
+            f"{TIMM_PREFIX}{name}"
+        )
+    model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+    if not all(isinstance(getattr(model, f"layer{i}", None), nn.Sequential) for i in range(1, 5)):
+        raise ConfigError(f"{TIMM_PREFIX}{name} is not a ResNet with stages layer1..layer4")
+    return model
+
+
+def backbone_names() -> list[str]:
+    return BACKBONES.names()
+
+
+def check_backbone(name: str) -> None:
+    """Raise a clear error for an unknown backbone name (without building it)."""
+    if name.startswith(TIMM_PREFIX):
+        import timm
+
+        if not timm.is_model(name[len(TIMM_PREFIX):]):
+            _timm_model(name[len(TIMM_PREFIX):], 1, 64, False)  # raises with suggestions
+        return
+    BACKBONES.entry(name)
+
+
+# -- building -----------------------------------------------------------------------------
+def build_backbone(
+    name: str,
+    num_classes: int,
+    stem: str = "imagenet",
+    width: int = 64,
+    pretrained: bool = False,
+    weights: str | None = None,
+) -> nn.Module:
+    """Build a ResNet classifier for ``num_classes`` classes.
+
+    ``stem="small"`` replaces the 7x7 stride-2 conv and max-pool with one 3x3 stride-1 conv,
+    so small inputs keep large feature maps (32 px -> layer3 at 8x8).
+    """
+    if stem not in STEMS:
+        raise ConfigError(f"model.stem must be one of {', '.join(STEMS)}; got {stem!r}")
+    if name.startswith(TIMM_PREFIX):
+        model = _timm_model(name[len(TIMM_PREFIX):], num_classes, width, pretrained)
+    else:
+        model = BACKBONES.get(name)(num_classes=num_classes, width=width, pretrained=pretrained)
+    if weights:
+        load_local_weights(model, weights)
+    if stem == "small":
+        conv = model.conv1
+        if not isinstance(conv, nn.Conv2d):
+            raise ConfigError(f"{name} has a deep stem; model.stem=small needs a single conv1")
+        if pretrained or weights:
+            warnings.warn("model.stem=small replaces conv1: its pretrained weights are not used")
+        model.conv1 = nn.Conv2d(3, conv.out_channels, 3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    return model
+
+
+def _unwrap_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError(f"{path} does not hold a state_dict (a dict of tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_local_weights(model: nn.Module, path: str) -> None:
+    """Load a local checkpoint into ``model``; its classifier (``fc``) is not loaded."""
+    if not Path(path).is_file():
+        raise DataError(f"weights file {path} not found; pass an existing checkpoint path")
+    state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise DataError(
+            f"{path}: shapes differ from the model for {', '.join(wrong[:5])}: "
+            "is it the same architecture and model.width?"
+        )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise DataError(
+            f"{path} does not match the model: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}; is it a checkpoint of the same backbone?"
+        )
+
+
+def stage_names(model: nn.Module) -> list[str]:
+    """Blocks an augmenter can be appended to: the model's top-level sequential stages."""
+    return [name for name, child in model.named_children() if isinstance(child, nn.Sequential)]
+
+
+def default_insert(model: nn.Module) -> list[str]:
+    """PROTOCOLS.md: after layer1-3 for BasicBlock ResNets (18/34), layer1-2 for Bottleneck."""
+    bottleneck = any(type(m).__name__ == "Bottleneck" for m in model.layer1.modules())
+    return ["layer1", "layer2"] if bottleneck else ["layer1", "layer2", "layer3"]
+
+
+def insert_augmenters(
+    model: nn.Module, points: list[str], make: Callable[[], nn.Module], name: str
+) -> nn.Module:
+    """Append a fresh augmenter (``make()``) to each named stage, as child ``<stage>.<name>``."""
+    valid = stage_names(model)
+    bad = [p for p in points if p not in valid]
+    if bad:
+        raise ConfigError(
+            f"unknown insertion block {', '.join(bad)}; valid blocks: {', '.join(valid)}"
+        )
+    if len(set(points)) != len(points):
+        raise ConfigError(f"insertion blocks repeat: {', '.join(points)}")
+    for point in points:
+        stage = getattr(model, point)
+        stage.add_module(name, make())
+    return model

@@ -1,0 +1,214 @@
+"""One training run, as one flat loop that reads top to bottom (after nanoGPT's train.py).
+
+Extend it through augmenters, datasets and config, not by subclassing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from dgbench import config as C
+from dgbench.data import DomainDataset, DomainPairSampler, concat
+from dgbench.errors import DGBenchError
+from dgbench.evaluate import count_correct
+from dgbench.models import build_backbone, insert_augmenters
+from dgbench.plan import Run
+from dgbench.records import SCHEMA, environment
+from dgbench.registry import AUGMENTERS
+
+# Where dgbench knowingly departs from the reference harnesses; stored in every record.
+DEVIATIONS = [
+    "LR schedule: the learning rate of every epoch is computed from training progress "
+    "(epoch / epochs), so no epoch can skip its step (Dassl skips steps when the domain "
+    "sampler's epoch length varies).",
+    "Augmenter gate: drawn from torch's CPU generator (lambda and pairing on the feature's "
+    "device), seeded by the run's seed; the official code uses Python's random module.",
+    "Domain sampler: a fixed number of batches per epoch, len(train) // batch.",
+]
+
+
+class TrainingError(DGBenchError):
+    """Training diverged (non-finite loss)."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random source the run uses: Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker with base_seed + worker_id (base_seed drawn from the loader's
+    # seeded generator); derive Python's and NumPy's seeds from it.
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def cosine_lr(base: float, epoch: int, epochs: int) -> float:
+    """torch's CosineAnnealingLR(T_max=epochs, eta_min=0) value at the start of ``epoch``."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate one run; return its record (not yet written)."""
+    cfg, split, seed = run.config, run.split, run.seed
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    seed_everything(seed)
+    device = torch.device(cfg.device)
+    cuda = device.type == "cuda"
+    amp_dtype = getattr(torch, cfg.train.amp_dtype) if (cuda and cfg.train.amp) else None
+    channels_last = cuda and cfg.train.channels_last
+    if cuda:
+        torch.backends.cudnn.benchmark = False  # the reference harness forces it on
+
+    # ---- data: the protocol's parts, one loader each -----------------------------------
+    train_parts = [dataset.subset(d, s, train=True) for d, s in split.train]
+    train_set = concat(train_parts)
+    val_set = concat([dataset.subset(d, s, train=False) for d, s in split.val])
+    test_sets = {name: dataset.subset(d, s, train=False) for name, (d, s) in split.test.items()}
+    gen = torch.Generator().manual_seed(seed)
+    bs = cfg.data.batch_size
+    common = dict(num_workers=cfg.data.num_workers, pin_memory=cuda, worker_init_fn=_seed_worker)
+    if cfg.train.sampler == "domain":
+        sampler = DomainPairSampler([len(p) for p in train_parts], bs, gen)
+        train_loader = DataLoader(train_set, batch_sampler=sampler, generator=gen, **common)
+    else:
+        train_loader = DataLoader(
+            train_set, batch_size=bs, shuffle=True, drop_last=len(train_set) >= bs,
+            generator=gen, **common,
+        )
+
+    def eval_loader(ds: Any) -> DataLoader:
+        return DataLoader(ds, batch_size=2 * bs, shuffle=False, **common)
+
+    val_loader = eval_loader(val_set)
+
+    # ---- model: backbone + augmenter at the named blocks ---------------------------------
+    name = cfg.aug.names[0]
+    aug_cls = AUGMENTERS.get(name)
+    model = build_backbone(
+        cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width,
+        cfg.model.pretrained, cfg.model.weights,
+    )
+    insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), name)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
+        weight_decay=cfg.train.weight_decay, nesterov=cfg.train.nesterov,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    # ---- the loop ------------------------------------------------------------------------
+    epochs = cfg.train.epochs
+    history: list[dict[str, Any]] = []
+    train_images, train_seconds = 0, 0.0
+    bar = tqdm(
+        total=epochs * len(train_loader), desc=run.label(), unit="step",
+        disable=None if progress else True,  # None: only on a terminal
+        leave=False, dynamic_ncols=True,
+    )
+    for epoch in range(epochs):
+        lr = cfg.train.lr
+        if cfg.train.schedule == "cosine":
+            lr = cosine_lr(cfg.train.lr, epoch, epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        t_epoch = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        for images, labels, _domains in train_loader:
+            images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = model(images)
+                loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * labels.numel()  # stays on the device: no sync per step
+            correct += (logits.detach().argmax(1) == labels).sum()
+            seen += labels.numel()
+            bar.update(1)
+        epoch_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(epoch_loss):
+            bar.close()
+            raise TrainingError(
+                f"{run.label()}: the loss became {epoch_loss} in epoch {epoch + 1}; "
+                "lower train.lr"
+            )
+        train_seconds += time.perf_counter() - t_epoch
+        train_images += seen
+        val_correct, val_total = count_correct(model, val_loader, device, amp_dtype, channels_last)
+        val_acc = val_correct / max(val_total, 1)
+        history.append({
+            "epoch": epoch + 1, "lr": lr, "loss": epoch_loss,
+            "train_acc": int(correct) / max(seen, 1), "val_acc": val_acc,
+            "seconds": time.perf_counter() - t_epoch,
+        })
+        bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {epoch_loss:.3f} val {100 * val_acc:.1f}")
+    bar.close()
+
+    # ---- test: the last-epoch model (the published rule) --------------------------------
+    test: dict[str, dict[str, Any]] = {}
+    for test_name, ds in test_sets.items():
+        c, n = count_correct(model, eval_loader(ds), device, amp_dtype, channels_last)
+        test[test_name] = {"acc": c / max(n, 1), "correct": c, "n": n}
+    pooled = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
+    wall = time.perf_counter() - t_start
+    return {
+        "schema": SCHEMA,
+        "run_id": run.run_id,
+        "experiment": cfg.experiment,
+        "aug": name,
+        "seed": seed,
+        "split": {
+            "name": split.name, "index": split.index, "sources": list(split.sources),
+            "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
+            "test": {k: list(v) for k, v in split.test.items()},
+        },
+        "sizes": {"train": len(train_set), "val": len(val_set),
+                  "test": {k: len(v) for k, v in test_sets.items()}},
+        "config": C.to_dict(cfg),
+        "dataset": {"name": cfg.data.name, "classes": list(dataset.classes), **dataset.describe()},
+        "model": {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "augmenter_modules": [n for n, m in model.named_modules() if isinstance(m, aug_cls)],
+            "shared_instance": False,
+        },
+        "history": history,
+        "final": {"val_acc": history[-1]["val_acc"], "test": test, "score": pooled,
+                  "selection": "last epoch"},
+        "timing": {
+            "wall_s": wall, "train_s": train_seconds,
+            "images_per_s": train_images / train_seconds if train_seconds else None,
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        "device": {"type": device.type,
+                   "name": torch.cuda.get_device_name(device) if cuda else "cpu",
+                   "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+                   "channels_last": channels_last,
+                   "cudnn_benchmark": False if cuda else None},
+        "environment": environment(),
+        "deviations": DEVIATIONS,
+    }
