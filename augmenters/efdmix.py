@@ -13,6 +13,26 @@ from dgbench.pairing import beta_weights, check_mix, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
 
+class _MixSorted(torch.autograd.Function):
+    """``lam * content + (1 - lam) * matched`` with EFDMix's gradients.
+
+    The content's gradient is the identity (not ``lam``), the matched values' is ``1 - lam``:
+    the same as the official ``x + (1 - lam) * (matched - x.detach())``, but the forward value
+    comes from one ``lerp``, exact at both ends (lam=0 gives the partner's values bit for bit,
+    lam=1 the input), and the backward costs one multiply.
+    """
+
+    @staticmethod
+    def forward(ctx, content: torch.Tensor, matched: torch.Tensor, lam: torch.Tensor):
+        ctx.save_for_backward(lam)
+        return torch.lerp(matched, content, lam)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (lam,) = ctx.saved_tensors
+        return grad, grad * (1 - lam), None
+
+
 @AUGMENTERS.register("efdmix")
 class EFDMix(nn.Module):
     """EFDMix (Zhang et al., CVPR 2022): mix each channel's sorted values with a partner's."""
@@ -47,10 +67,9 @@ class EFDMix(nn.Module):
         # official second sort (argsort of `order`) and gather: same values, same gradient.
         matched = torch.empty_like(values).scatter_(-1, order, values[perm])
         lam = beta_weights(batch, self.alpha, x).view(batch, 1, 1).to(x.dtype)
-        # Forward value lam * x + (1 - lam) * matched; the content path's gradient is the
-        # identity, and the partner's sorted values keep theirs (not detached).
-        out = flat + (1 - lam) * (matched - flat.detach())
-        out = out.view(batch, channels, height, width)
+        # lam * x + (1 - lam) * matched; the content path's gradient is the identity, and the
+        # partner's sorted values keep theirs (not detached).
+        out = _MixSorted.apply(flat, matched, lam).view(batch, channels, height, width)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             out = out.contiguous(memory_format=torch.channels_last)
         return out

@@ -14,5 +14,8 @@ class Identity(nn.Module):
 
     paper = "ERM baseline (no feature augmentation)"
 
+    def __init__(self) -> None:  # no hyperparameters
+        super().__init__()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x

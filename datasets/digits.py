@@ -11,7 +11,8 @@ subsets, one per domain, and each subset is rendered in its own style:
 - ``color``: a digit of one random colour on a background of another;
 - ``inverted``: a dark digit on white with Gaussian noise.
 
-Each digit is drawn at a random scale and position. Every domain keeps a fixed, stratified 20%
+Each digit is drawn at a random scale and position; training adds a random shift of up to
+2 px. Every domain keeps a fixed, stratified 20%
 as its held-out ``val`` split. The build is deterministic (its own seed, not the run's).
 """
 
@@ -32,7 +33,7 @@ from dgbench.data import DomainDataset, TensorDomainSet, cache_dir
 from dgbench.errors import DataError
 from dgbench.registry import DATASETS
 
-VERSION = 1
+VERSION = 2
 BUILD_SEED = 20221  # fixed: the dataset is the same for everyone
 VAL_FRACTION = 0.2
 
@@ -55,7 +56,7 @@ def _render(size: int) -> dict[str, np.ndarray]:
     # Draw every digit at a random scale and position on a size x size canvas.
     canvas = torch.zeros(len(labels), size, size)
     for i, glyph in enumerate(glyphs):
-        side = int(torch.randint(int(size * 0.6), int(size * 0.9) + 1, (1,), generator=gen))
+        side = int(torch.randint(int(size * 0.7), int(size * 0.95) + 1, (1,), generator=gen))
         up = F.interpolate(glyph[None, None], size=(side, side), mode="bilinear")[0, 0]
         top, left = (int(torch.randint(size - side + 1, (1,), generator=gen)) for _ in range(2))
         canvas[i, top : top + side, left : left + side] = up.clamp(0, 1)
@@ -148,6 +149,14 @@ class Digits(DomainDataset):
     def _normalise(image: torch.Tensor) -> torch.Tensor:  # uint8 (3, H, W) -> float in [-1, 1]
         return image.float().div_(127.5).sub_(1.0)
 
+    @classmethod
+    def _train_transform(cls, image: torch.Tensor) -> torch.Tensor:
+        """Normalise, then shift by up to 2 px each way (edge pixels repeated)."""
+        x = cls._normalise(image)
+        padded = F.pad(x[None], (2, 2, 2, 2), mode="replicate")[0]  # (3, H+4, W+4)
+        dy, dx = torch.randint(0, 5, (2,)).tolist()
+        return padded[:, dy : dy + x.shape[1], dx : dx + x.shape[2]]
+
     def subset(self, domain: str, split: str, train: bool) -> Dataset:
         self.check_domain(domain)
         d = self.domains.index(domain)
@@ -157,7 +166,8 @@ class Digits(DomainDataset):
         elif split == "val":
             mask &= self.split == 1
         idx = torch.nonzero(mask).flatten()
-        return TensorDomainSet(self.images[idx], self.labels[idx], d, self._normalise)
+        transform = self._train_transform if train else self._normalise
+        return TensorDomainSet(self.images[idx], self.labels[idx], d, transform)
 
     def describe(self) -> dict[str, Any]:
         return {

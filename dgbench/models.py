@@ -126,17 +126,17 @@ def build_backbone(
         model = _timm_model(name[len(TIMM_PREFIX):], num_classes, width, pretrained)
     else:
         model = BACKBONES.get(name)(num_classes=num_classes, width=width, pretrained=pretrained)
-    if weights:
-        load_local_weights(model, weights)
     if stem == "small":
         conv = model.conv1
         if not isinstance(conv, nn.Conv2d):
             raise ConfigError(f"{name} has a deep stem; model.stem=small needs a single conv1")
-        if pretrained or weights:
+        if pretrained:
             warnings.warn("model.stem=small replaces conv1: its pretrained weights are not used")
         model.conv1 = nn.Conv2d(3, conv.out_channels, 3, stride=1, padding=1, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
+    if weights:
+        load_local_weights(model, weights, skip_stem=stem == "small")
     return model
 
 
@@ -149,13 +149,20 @@ def _unwrap_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_local_weights(model: nn.Module, path: str) -> None:
-    """Load a local checkpoint into ``model``; its classifier (``fc``) is not loaded."""
+def load_local_weights(model: nn.Module, path: str, skip_stem: bool = False) -> None:
+    """Load a local checkpoint into ``model``; its classifier (``fc``) is not loaded.
+
+    With ``skip_stem``, a ``conv1`` of another shape (an ImageNet-stem checkpoint into a
+    small-stem model) is left out with a warning instead of refused.
+    """
     if not Path(path).is_file():
         raise DataError(f"weights file {path} not found; pass an existing checkpoint path")
     state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = model.state_dict()
+    if skip_stem and "conv1.weight" in state and state["conv1.weight"].shape != own["conv1.weight"].shape:
+        warnings.warn(f"{path}: conv1 has another shape than the small stem's; not loaded")
+        del state["conv1.weight"]
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if wrong:
         raise DataError(
@@ -163,7 +170,7 @@ def load_local_weights(model: nn.Module, path: str) -> None:
             "is it the same architecture and model.width?"
         )
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")]
+    missing = [k for k in missing if not k.startswith("fc.") and not (skip_stem and k == "conv1.weight")]
     if missing or unexpected:
         raise DataError(
             f"{path} does not match the model: missing {missing[:5]}, unexpected "

@@ -198,6 +198,7 @@ def make_plan(cfg: C.Config) -> Plan:
         models.load_local_weights(probe, cfg.model.weights)
 
     experiment = cfg.experiment or f"{cfg.data.name}-{cfg.protocol.name}"
+    data_version = dataset.describe().get("version")
     runs = []
     for name in names:
         crossdomain = kwargs[name].get("mix") == "crossdomain"
@@ -229,5 +230,5 @@ def make_plan(cfg: C.Config) -> Plan:
                 if not device.startswith("cuda"):  # record what really happens
                     run_cfg.train.amp = False
                     run_cfg.train.channels_last = False
-                runs.append(Run(run_cfg, split, run_id(run_cfg)))
+                runs.append(Run(run_cfg, split, run_id(run_cfg, data_version)))
     return Plan(experiment, cfg, dataset, protocol, runs)

@@ -41,8 +41,12 @@ def canonical(cfg: C.Config) -> dict[str, Any]:
     return tree
 
 
-def run_id(cfg: C.Config) -> str:
-    blob = json.dumps(canonical(cfg), sort_keys=True, separators=(",", ":"))
+def run_id(cfg: C.Config, data_version: Any = None) -> str:
+    """Hash of the canonical config (and the dataset's version: a rebuilt dataset reruns)."""
+    tree = canonical(cfg)
+    if data_version is not None:
+        tree["data_version"] = data_version
+    blob = json.dumps(tree, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,261 @@
+"""The augmenter contract over the whole registry, and EFDMix/MixStyle's defining properties."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from dgbench import pairing
+from dgbench.registry import AUGMENTERS
+
+ALL = AUGMENTERS.names()
+
+
+def make(name: str, **kwargs) -> torch.nn.Module:
+    cls = AUGMENTERS.get(name)
+    params = inspect.signature(cls).parameters
+    if "p" in params and "p" not in kwargs:
+        kwargs["p"] = 1.0  # exercise the augmentation, not the gate
+    return cls(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def features(b=6, c=4, h=8, w=8, seed=0, relu=True) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, h, w, generator=g) * 2 + 0.5
+    return x.relu() if relu else x  # stage outputs are post-ReLU: many exact zeros
+
+
+# ---- contract: every registered augmenter -----------------------------------------------
+@pytest.mark.parametrize("name", ALL)
+def test_all_hyperparameters_are_keywords_with_defaults(name):
+    for p in inspect.signature(AUGMENTERS.get(name)).parameters.values():
+        assert p.default is not p.empty, f"{name}.{p.name} has no default"
+    assert isinstance(AUGMENTERS.get(name)(), torch.nn.Module)
+    assert AUGMENTERS.entry(name).description
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("relu", [True, False])
+def test_shape_finite_and_gradient(name, relu):
+    aug = make(name).train()
+    x = features(relu=relu).requires_grad_()
+    out = aug(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.isfinite(out).all()
+    (out * torch.randn_like(out)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_identity_in_eval_mode(name):
+    aug = make(name).eval()
+    x = features()
+    assert torch.equal(aug(x), x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_p0_is_identity(name):
+    if "p" not in inspect.signature(AUGMENTERS.get(name)).parameters:
+        pytest.skip(f"{name} has no gate")
+    aug = AUGMENTERS.get(name)(p=0.0).train()
+    x = features()
+    for _ in range(20):
+        assert torch.equal(aug(x), x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_seed_controls_the_randomness(name):
+    aug = make(name).train()
+    x = features()
+    torch.manual_seed(7)
+    a = aug(x)
+    torch.manual_seed(7)
+    b = aug(x)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_channels_last_input(name):
+    aug = make(name).train()
+    x = features().contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(3)
+    out = aug(x)
+    torch.manual_seed(3)
+    ref = aug(x.contiguous())
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_keeps_dtype_under_autocast(name):
+    aug = make(name).train()
+    x = features().to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = aug(x)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+
+
+# ---- the shared gate and pairing ----------------------------------------------------------
+def test_gate_extremes():
+    assert not any(pairing.gate(0.0) for _ in range(200))
+    assert all(pairing.gate(1.0) for _ in range(200))
+
+
+@pytest.mark.parametrize("batch", [2, 6, 7, 9])
+def test_crossdomain_pairs_only_across_halves(batch):
+    n_a = (batch + 1) // 2
+    for _ in range(50):
+        perm = pairing.partner_indices(batch, "crossdomain", torch.device("cpu"))
+        assert perm.shape == (batch,)
+        assert (perm[:n_a] >= n_a).all(), "an A sample paired inside A"
+        assert (perm[n_a:] < n_a).all(), "a B sample paired inside B"
+        if batch % 2 == 0:
+            assert sorted(perm.tolist()) == list(range(batch))  # bijection across halves
+
+
+def test_random_pairing_is_a_permutation():
+    perm = pairing.partner_indices(10, "random", torch.device("cpu"))
+    assert sorted(perm.tolist()) == list(range(10))
+
+
+def test_one_lambda_per_sample():
+    lam = pairing.beta_weights(5, 0.1, torch.zeros(1))
+    assert lam.shape == (5, 1, 1, 1) and ((lam >= 0) & (lam <= 1)).all()
+    assert len(set(lam.flatten().tolist())) > 1
+
+
+def test_bad_mix_is_refused():
+    for name in ("mixstyle", "efdmix"):
+        with pytest.raises(ValueError, match="mix must be one of"):
+            AUGMENTERS.get(name)(mix="domain")
+
+
+# ---- EFDMix --------------------------------------------------------------------------------
+def _fix(monkeypatch, module: str, lam: float | torch.Tensor, perm: list[int]) -> None:
+    mod = __import__(f"dgbench.augmenters.{module}", fromlist=["x"])
+
+    def weights(batch, alpha, like):
+        value = lam if isinstance(lam, torch.Tensor) else torch.full((batch,), float(lam))
+        return value.view(batch, 1, 1, 1).to(like.device)
+
+    monkeypatch.setattr(mod, "beta_weights", weights)
+    monkeypatch.setattr(mod, "partner_indices", lambda b, mix, dev: torch.tensor(perm, device=dev))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_efdmix_lambda0_takes_the_partners_values(monkeypatch, relu):
+    perm = [3, 2, 0, 1, 5, 4]
+    _fix(monkeypatch, "efdmix", 0.0, perm)
+    x = features(relu=relu)
+    out = make("efdmix").train()(x)
+    flat_out, flat_x = out.flatten(2), x.flatten(2)
+    # per sample and channel: exactly the partner's values, rearranged
+    assert torch.equal(flat_out.sort(-1).values, flat_x[perm].sort(-1).values)
+    # ... in the order of the content's ranks (for distinct values)
+    if not relu:
+        assert torch.equal(flat_out.argsort(-1), flat_x.argsort(-1))
+
+
+def test_efdmix_lambda1_is_the_input(monkeypatch):
+    _fix(monkeypatch, "efdmix", 1.0, [1, 0, 3, 2, 5, 4])
+    x = features()
+    assert torch.equal(make("efdmix").train()(x), x)
+
+
+def _reference_efdmix(x, lam, perm):
+    """The official formulation (sort, argsort of the indices, gather), from PROTOCOLS.md."""
+    b, c, h, w = x.shape
+    flat = x.view(b, c, -1)
+    values, index = torch.sort(flat, -1)
+    inverse = index.argsort(-1)
+    matched = values[perm].gather(-1, inverse)
+    lam = lam.view(b, 1, 1)
+    return (flat + (1 - lam) * (matched - flat.detach())).view(b, c, h, w)
+
+
+def test_efdmix_equals_the_two_sort_reference_values_and_gradients(monkeypatch):
+    perm = [4, 0, 5, 1, 3, 2]
+    lam = torch.tensor([0.1, 0.9, 0.5, 0.0, 1.0, 0.3])
+    _fix(monkeypatch, "efdmix", lam, perm)
+    x = features(relu=False)  # distinct values: the two formulations must agree exactly
+    upstream = torch.randn_like(x)
+    a = x.clone().requires_grad_()
+    out = make("efdmix").train()(a)
+    (out * upstream).sum().backward()
+    b = x.clone().requires_grad_()
+    ref = _reference_efdmix(b, lam, torch.tensor(perm))
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)  # lerp vs x + (1-lam)(m - x)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_efdmix_content_gradient_is_identity_and_partner_gets_gradient(monkeypatch):
+    # sample 0 is nobody's partner: its gradient is the content path's alone
+    perm = [1, 2, 1]
+    _fix(monkeypatch, "efdmix", 0.3, perm)
+    x = features(b=3).requires_grad_()
+    upstream = torch.randn_like(x)
+    (make("efdmix").train()(x) * upstream).sum().backward()
+    torch.testing.assert_close(x.grad[0], upstream[0], rtol=0, atol=0)  # identity, not lambda
+    assert not torch.allclose(x.grad[1], upstream[1])  # partner of 0 and 2: receives gradient
+
+
+def test_efdmix_single_sort(monkeypatch):
+    calls = []
+    real_sort, real_argsort = torch.sort, torch.argsort
+
+    def counting_sort(*a, **k):
+        calls.append("sort")
+        return real_sort(*a, **k)
+
+    def counting_argsort(*a, **k):
+        calls.append("argsort")
+        return real_argsort(*a, **k)
+
+    monkeypatch.setattr(torch, "sort", counting_sort)
+    monkeypatch.setattr(torch, "argsort", counting_argsort)
+    make("efdmix").train()(features())
+    assert calls == ["sort"]
+
+
+# ---- MixStyle ------------------------------------------------------------------------------
+def test_mixstyle_lambda0_takes_partner_mean_and_std(monkeypatch):
+    perm = [2, 3, 0, 1, 5, 4]
+    _fix(monkeypatch, "mixstyle", 0.0, perm)
+    x = features(relu=False)
+    out = make("mixstyle").train()(x)
+    eps = 1e-6
+    torch.testing.assert_close(out.mean((2, 3)), x[perm].mean((2, 3)), atol=1e-5, rtol=1e-5)
+    sig_out = (out.var((2, 3), correction=1) + eps).sqrt()
+    sig_partner = (x[perm].var((2, 3), correction=1) + eps).sqrt()
+    torch.testing.assert_close(sig_out, sig_partner, atol=1e-4, rtol=1e-4)
+
+
+def test_mixstyle_matches_the_papers_formula_and_detaches_statistics(monkeypatch):
+    perm = [1, 0, 3, 2, 5, 4]
+    lam = torch.tensor([0.2, 0.7, 0.5, 0.9, 0.0, 1.0])
+    _fix(monkeypatch, "mixstyle", lam, perm)
+    x = features(relu=False).requires_grad_()
+    out = make("mixstyle").train()(x)
+    mu = x.detach().mean((2, 3), keepdim=True)
+    sig = (x.detach().var((2, 3), keepdim=True, correction=1) + 1e-6).sqrt()
+    l4 = lam.view(-1, 1, 1, 1)
+    mu_mix = l4 * mu + (1 - l4) * mu[perm]
+    sig_mix = l4 * sig + (1 - l4) * sig[perm]
+    ref = (x.detach() - mu) / sig * sig_mix + mu_mix
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    out.sum().backward()  # statistics detached: d out / d x = sig_mix / sig, elementwise
+    torch.testing.assert_close(x.grad, (sig_mix / sig).expand_as(x), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["mixstyle", "efdmix"])
+def test_cuda_half_precision(name):
+    aug = make(name).train()
+    x = features().cuda().half().contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.float16):
+        out = aug(x)
+    assert out.dtype == torch.float16 and out.device == x.device

@@ -1,0 +1,98 @@
+"""Typed, strict config: YAML files, dotted overrides, dataset defaults, augmenter arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from dgbench import config as C
+from dgbench.errors import ConfigError
+from dgbench.plan import CliText, augmenter_kwargs, resolve
+
+
+def write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_reads_nested_keys(tmp_path):
+    flat = C.read_yaml(write(tmp_path, "train:\n  lr: 0.01\n  epochs: 3\nseeds: [1, 2]\n"
+                                       "aug:\n  names: [none, efdmix]\n  args: {alpha: 0.3}\n"))
+    cfg = C.build(flat)
+    assert cfg.train.lr == 0.01 and cfg.train.epochs == 3 and cfg.seeds == [1, 2]
+    assert cfg.aug.names == ["none", "efdmix"] and cfg.aug.args == {"alpha": 0.3}
+
+
+def test_yaml_lr_read_as_string_is_refused_with_a_fix(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        C.read_yaml(write(tmp_path, "train:\n  lr: 5e-5\n"))
+    assert "train.lr must be a number" in str(info.value) and "5.0e-5" in str(info.value)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("train:\n  epochs: 2.5\n", "train.epochs"),
+    ("train:\n  epochs: true\n", "train.epochs"),
+    ("seeds: 1\n", "seeds"),
+    ("model:\n  pretrained: 'yes'\n", "model.pretrained"),
+    ("aug:\n  names: efdmix\n", "aug.names"),
+])
+def test_wrong_types_are_refused(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        C.read_yaml(write(tmp_path, text))
+
+
+def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError, match="Did you mean 'train.epochs'"):
+        C.read_yaml(write(tmp_path, "train:\n  epoch: 3\n"))
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        C.read_yaml(write(tmp_path, "trian:\n  lr: 0.1\n"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        C.read_yaml(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        C.read_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        C.read_yaml(write(tmp_path, "train: [1,\n"))
+
+
+def test_command_line_text_is_converted():
+    flat = {}
+    C.set_value(flat, "train.lr", "5e-5", from_text=True)
+    C.set_value(flat, "seeds", "1,2,3", from_text=True)
+    C.set_value(flat, "model.pretrained", "true", from_text=True)
+    C.set_value(flat, "aug.insert", "null", from_text=True)
+    assert flat == {"train.lr": 5e-5, "seeds": [1, 2, 3], "model.pretrained": True,
+                    "aug.insert": None}
+    with pytest.raises(ConfigError, match="train.epochs must be an integer"):
+        C.set_value(flat, "train.epochs", "ten", from_text=True)
+
+
+def test_dataset_defaults_sit_between_code_defaults_and_user():
+    cfg = resolve({})
+    assert cfg.data.name == "digits" and cfg.model.stem == "small" and cfg.data.image_size == 32
+    cfg = resolve({"data.image_size": 48})
+    assert cfg.data.image_size == 48 and cfg.model.stem == "small"
+    assert C.Config().data.image_size == 224  # the code default stays the published one
+
+
+def test_augmenter_arguments_are_checked_against_the_signature():
+    names = ["mixstyle", "efdmix"]
+    kw = augmenter_kwargs("efdmix", {"alpha": CliText("0.3"), "mix": CliText("crossdomain")}, names)
+    assert kw == {"p": 0.5, "alpha": 0.3, "mix": "crossdomain", "stable": False}
+    kw = augmenter_kwargs("mixstyle", {"alpha": 0.2, "efdmix": {"p": 1.0}}, names)
+    assert kw["alpha"] == 0.2 and kw["p"] == 0.5
+    with pytest.raises(ConfigError, match="has no argument 'beta'"):
+        augmenter_kwargs("efdmix", {"efdmix": {"beta": 1}}, names)
+    with pytest.raises(ConfigError, match="aug.args.alpha must be a number"):
+        augmenter_kwargs("efdmix", {"alpha": "0.3"}, names)  # a YAML string is not a number
+    with pytest.raises(ConfigError, match="mix must be one of"):
+        augmenter_kwargs("efdmix", {"mix": "domain"}, names)
+    with pytest.raises(ConfigError, match="p must be in"):
+        augmenter_kwargs("efdmix", {"p": 1.5}, names)
+
+
+def test_config_round_trips_through_a_record():
+    cfg = resolve({"train.lr": 0.5, "aug.names": ["efdmix"]})
+    assert C.from_dict(C.to_dict(cfg)) == cfg

@@ -1,0 +1,138 @@
+"""Backbones and augmenter insertion: real child modules, unchanged state_dict keys, eval off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from dgbench.augmenters.efdmix import EFDMix
+from dgbench.errors import ConfigError, DataError
+from dgbench.models import build_backbone, default_insert, insert_augmenters, stage_names
+
+
+def small_r18(num_classes=5, **kw):
+    return build_backbone("resnet18", num_classes, stem="small", width=8, **kw)
+
+
+def test_insertion_keeps_state_dict_keys_and_shows_in_print():
+    model = small_r18()
+    before = list(model.state_dict())
+    insert_augmenters(model, ["layer1", "layer2", "layer3"], lambda: EFDMix(p=1.0), "efdmix")
+    assert list(model.state_dict()) == before
+    names = [n for n, m in model.named_modules() if isinstance(m, EFDMix)]
+    assert names == ["layer1.efdmix", "layer2.efdmix", "layer3.efdmix"]
+    assert "(efdmix): EFDMix(p=1.0" in str(model)
+
+
+def test_weights_load_before_or_after_insertion():
+    source = small_r18()
+    target = small_r18()
+    insert_augmenters(target, ["layer1"], lambda: EFDMix(), "efdmix")
+    target.load_state_dict(source.state_dict(), strict=True)
+    plain = small_r18()
+    plain.load_state_dict(target.state_dict(), strict=True)
+
+
+def test_eval_switches_augmenters_off_and_train_on():
+    torch.manual_seed(0)
+    model = small_r18()
+    insert_augmenters(model, ["layer1", "layer2"], lambda: EFDMix(p=1.0), "efdmix")
+    x = torch.rand(4, 3, 16, 16)
+    model.eval()
+    assert all(not m.training for m in model.modules() if isinstance(m, EFDMix))
+    ref = small_r18()
+    ref.load_state_dict(model.state_dict())
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))  # augmenters are identities in eval
+    model.train()
+    assert all(m.training for m in model.modules() if isinstance(m, EFDMix))
+
+
+def test_augmenters_move_with_the_model():
+    model = small_r18()
+    insert_augmenters(model, ["layer3"], lambda: EFDMix(), "efdmix")
+    model.to(torch.float64)
+    assert model.layer3.efdmix in list(model.modules())
+
+
+def test_unknown_block_lists_valid_ones():
+    model = small_r18()
+    with pytest.raises(ConfigError) as info:
+        insert_augmenters(model, ["layer5"], lambda: EFDMix(), "efdmix")
+    assert "layer5" in str(info.value) and "layer1, layer2, layer3, layer4" in str(info.value)
+
+
+def test_default_insertion_points_follow_protocols():
+    assert default_insert(small_r18()) == ["layer1", "layer2", "layer3"]
+    r50 = build_backbone("resnet50", 7, width=8)
+    assert default_insert(r50) == ["layer1", "layer2"]
+    assert stage_names(r50) == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_small_stem_gives_8x8_at_layer3_on_32px():
+    model = build_backbone("resnet18", 10, stem="small", width=16)
+    shapes = {}
+    for name in ("layer1", "layer2", "layer3"):
+        getattr(model, name).register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[-2:])))
+    model(torch.rand(2, 3, 32, 32))
+    assert shapes == {"layer1": (32, 32), "layer2": (16, 16), "layer3": (8, 8)}
+
+
+def test_standard_resnet18_matches_torchvision():
+    ours = build_backbone("resnet18", 1000)
+    theirs = torchvision.models.resnet18()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()}
+
+
+def test_local_weights_replace_the_classifier(tmp_path):
+    torch.manual_seed(1)
+    trained = small_r18(num_classes=5)
+    path = tmp_path / "ckpt.pth"
+    # wrapped and DataParallel-prefixed, as checkpoints often are
+    torch.save({"state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()}}, path)
+    model = small_r18(num_classes=3, weights=str(path))
+    assert model.fc.out_features == 3
+    torch.testing.assert_close(model.layer2[0].conv1.weight, trained.layer2[0].conv1.weight)
+
+
+def test_local_weights_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        small_r18(weights=str(tmp_path / "missing.pth"))
+    other = build_backbone("resnet18", 5, width=16)
+    torch.save(other.state_dict(), tmp_path / "w16.pth")
+    with pytest.raises(DataError, match="shapes differ"):
+        build_backbone("resnet18", 5, width=8, weights=str(tmp_path / "w16.pth"))
+    torch.save({"a": 1}, tmp_path / "junk.pth")
+    with pytest.raises(DataError, match="state_dict"):
+        small_r18(weights=str(tmp_path / "junk.pth"))
+
+
+def test_pretrained_uses_torchvisions_weight_api(monkeypatch):
+    """The real download path, fed a local state_dict instead of the network."""
+    reference = torchvision.models.resnet18()
+    calls = []
+
+    def fake_get_state_dict(self, *args, **kwargs):
+        calls.append(self)
+        return reference.state_dict()
+
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", fake_get_state_dict)
+    model = build_backbone("resnet18", 7, pretrained=True)
+    assert calls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1]
+    torch.testing.assert_close(model.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    assert model.fc.out_features == 7
+    with pytest.raises(ConfigError, match="width=64"):
+        build_backbone("resnet18", 7, width=16, pretrained=True)
+
+
+def test_timm_resnet_by_name():
+    model = build_backbone("timm:resnet18", 4, stem="small")
+    assert stage_names(model)[:4] == ["layer1", "layer2", "layer3", "layer4"]
+    insert_augmenters(model, ["layer1"], lambda: EFDMix(), "efdmix")
+    assert model(torch.rand(2, 3, 16, 16)).shape == (2, 4)
+    with pytest.raises(ConfigError, match="unknown timm model"):
+        build_backbone("timm:resnet_nonexistent", 4)

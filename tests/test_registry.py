@@ -1,0 +1,163 @@
+"""Registry behaviour, explicit registration of every plugin file, and entry-point plugins."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+import dgbench
+from dgbench.errors import UnknownNameError
+from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS, Registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_register_lookup_and_description():
+    reg = Registry("widget")
+
+    @reg.register("alpha")
+    class Alpha:
+        """First line describes it.
+
+        More text."""
+
+    assert reg.get("alpha") is Alpha
+    assert reg.entry("alpha").description == "First line describes it."
+    assert "alpha" in reg and reg.names() == ["alpha"] and len(reg) == 1
+
+
+def test_duplicate_name_raises():
+    reg = Registry("widget")
+    reg.add("alpha", object())
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("alpha", object())
+
+
+@pytest.mark.parametrize("bad", ["Alpha", "has space", "", "1abc", None])
+def test_names_must_be_lowercase_identifiers(bad):
+    with pytest.raises(ValueError):
+        Registry("widget").add(bad, object())
+
+
+def test_unknown_name_suggests_closest_and_lists_all():
+    reg = Registry("widget")
+    for name in ("efdmix", "mixstyle", "none"):
+        reg.add(name, object())
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("efdmx")
+    message = str(info.value)
+    assert "unknown widget 'efdmx'" in message
+    assert "Did you mean 'efdmix'?" in message
+    assert "efdmix, mixstyle, none" in message
+
+
+def test_builtin_registries_hold_the_spine():
+    assert {"none", "mixstyle", "efdmix"} <= set(AUGMENTERS.names())
+    assert "digits" in DATASETS.names()
+    assert "lodo" in PROTOCOLS.names()
+    assert {"resnet18", "resnet50"} <= set(BACKBONES.names())
+
+
+@pytest.mark.parametrize("folder,package", [("augmenters", "dgbench.augmenters"),
+                                            ("datasets", "dgbench.datasets")])
+def test_every_plugin_file_is_imported(folder, package):
+    importlib.import_module(package)
+    files = sorted(p.stem for p in (REPO / folder).glob("*.py") if p.stem != "__init__")
+    assert files, f"no modules in {folder}/"
+    missing = [f for f in files if f"{package}.{f}" not in sys.modules]
+    assert not missing, f"{folder}/__init__.py does not import {missing}"
+
+
+def test_no_top_level_datasets_package_is_installed(tmp_path):
+    # `datasets` is Hugging Face's name; ours is installed as dgbench.datasets only. Run
+    # outside the repo, so that the current folder is not what makes `datasets` importable.
+    import dgbench.datasets as ours
+
+    assert Path(ours.__file__).resolve().parent == REPO / "datasets"
+    code = (
+        "import importlib.util as u; s = u.find_spec('datasets'); "
+        "print(s.origin if s else None); print(u.find_spec('augmenters'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    origin, aug = out.stdout.split()
+    assert origin == "None" or Path(origin).resolve().parent != REPO / "datasets"
+    assert aug == "None"
+
+
+def test_import_dgbench_is_light():
+    code = "import sys, dgbench; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert dgbench.__version__
+
+
+def _write_plugin(root: Path, body: str, module: str = "dgb_plugin_demo", entry: str | None = None) -> None:
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    dist = root / "dgb_plugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: dgb-plugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[dgbench.augmenters]\n{entry or 'demo = ' + module}\n")
+
+
+PLUGIN = """
+    import torch
+    from dgbench.registry import AUGMENTERS
+
+    @AUGMENTERS.register("scaleaug")
+    class ScaleAug(torch.nn.Module):
+        \"\"\"Multiply features by a constant (a plugin example).\"\"\"
+
+        def __init__(self, factor: float = 2.0) -> None:
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, x):
+            return x * self.factor if self.training else x
+"""
+
+
+def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
+    _write_plugin(tmp_path, PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(AUGMENTERS, "_loaded", False)  # scan the entry points again
+    try:
+        assert "scaleaug" in AUGMENTERS.names()
+        assert "plugin 'demo'" in AUGMENTERS.entry("scaleaug").source
+    finally:
+        AUGMENTERS.remove("scaleaug")
+        sys.modules.pop("dgb_plugin_demo", None)
+
+
+def test_broken_plugin_warns_and_does_not_crash(tmp_path, monkeypatch):
+    _write_plugin(tmp_path, "raise ImportError('missing dependency xyz')\n", module="dgb_broken")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry("augmenter", "dgbench.augmenters")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert reg.names() == []
+    assert any("plugin 'demo'" in str(w.message) and "xyz" in str(w.message) for w in caught)
+
+
+def test_plugin_in_cli_list_and_run(tmp_path):
+    """A distribution on the path (no install, no change to this repo) shows up everywhere."""
+    _write_plugin(tmp_path, PLUGIN)
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "dgbench", "list", "augmenters"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "scaleaug" in out.stdout and "plugin example" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "dgbench", "run", "--aug", "scaleaug", "--aug-args", "factor=3",
+         "--dry-run", "--out", str(tmp_path / "res")],
+        capture_output=True, text=True, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "scaleaug seed=1 photo" in out.stdout
+    assert not (tmp_path / "res").exists()
