@@ -1,0 +1,204 @@
+"""End to end through the CLI on the tiny toy dataset; bad input exits 2 and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dgbench.cli import main
+
+
+def toy(results: Path, *extra: str) -> list[str]:
+    return ["run", "--dataset", "toy", "--out", str(results), "--no-progress", *extra]
+
+
+def records_under(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("record.json"))]
+
+
+def test_run_writes_records_and_table_then_skips(results, capsys):
+    assert main(toy(results, "--aug", "none,efdmix", "--targets", "red,green")) == 0
+    out = capsys.readouterr().out
+    assert "experiment toy-lodo: 4 runs" in out
+    assert "| augmenter" in out and "| none" in out and "| efdmix" in out
+    exp = results / "toy-lodo"
+    run_dirs = [p for p in exp.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 4
+    for d in run_dirs:
+        assert (d / "done").exists() and (d / "record.json").exists() and (d / "config.json").exists()
+    rec = records_under(exp)[0]
+    for key in ("run_id", "config", "seed", "history", "final", "timing", "environment", "device",
+                "sizes", "split", "deviations"):
+        assert key in rec
+    assert rec["split"]["sources"] and rec["split"]["name"] not in rec["split"]["sources"]
+    assert rec["config"]["aug"]["args"] or rec["aug"] == "none"
+    assert rec["timing"]["images_per_s"] > 0 and rec["environment"]["torch"]
+    assert rec["sizes"]["train"] == 3 * 18 and rec["sizes"]["val"] == 3 * 6
+    assert rec["sizes"]["test"] == {rec["split"]["name"]: 24}  # the whole target domain
+    assert len(rec["history"]) == 1 and "val_acc" in rec["history"][0]
+
+    assert main(toy(results, "--aug", "none,efdmix", "--targets", "red,green")) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished before, skipped") == 4
+
+    assert main(toy(results, "--aug", "none", "--targets", "red", "--force")) == 0
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_same_command_twice_gives_identical_results(results):
+    args = toy(results, "--aug", "mixstyle,efdmix", "--targets", "blue", "train.epochs=2")
+    assert main(args) == 0
+    first = {r["run_id"]: (r["history"], r["final"]["test"]) for r in records_under(results)}
+    assert main(args + ["--force"]) == 0
+    second = {r["run_id"]: (r["history"], r["final"]["test"]) for r in records_under(results)}
+    strip = lambda d: {k: ([{x: y for x, y in h.items() if x != "seconds"} for h in v[0]], v[1])
+                       for k, v in d.items()}
+    assert strip(first) == strip(second)
+
+
+def test_seeds_and_augmenter_arguments(results, capsys):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "--seeds", "1,2",
+                    "--aug-args", "alpha=0.3,p=1.0")) == 0
+    recs = records_under(results)
+    assert sorted(r["seed"] for r in recs) == [1, 2]
+    assert all(r["config"]["aug"]["args"] == {"p": 1.0, "alpha": 0.3, "mix": "random",
+                                              "stable": False} for r in recs)
+    assert "efdmix" in capsys.readouterr().out
+
+
+def test_crossdomain_uses_the_domain_sampler(results):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "grey",
+                    "--aug-args", "mix=crossdomain")) == 0
+    (rec,) = records_under(results)
+    assert rec["config"]["train"]["sampler"] == "domain"
+
+
+def test_insert_and_backbone_flags(results):
+    assert main(toy(results, "--aug", "mixstyle", "--targets", "red", "--insert", "layer2,layer4")) == 0
+    (rec,) = records_under(results)
+    assert rec["config"]["aug"]["insert"] == ["layer2", "layer4"]
+    assert rec["model"]["augmenter_modules"] == ["layer2.mixstyle", "layer4.mixstyle"]
+
+
+def test_yaml_config_file(results, tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("data:\n  name: toy\naug:\n  names: [none]\nprotocol:\n  targets: [red]\n"
+                   "train:\n  epochs: 1\nexperiment: from-yaml\n")
+    assert main(["run", "--config", str(cfg), "--out", str(results), "--no-progress"]) == 0
+    assert (results / "from-yaml").is_dir()
+
+
+def test_table_command_formats_and_missing_runs(results, capsys):
+    assert main(toy(results, "--aug", "none,efdmix", "--targets", "red,green", "--seeds", "1,2")) == 0
+    exp = results / "toy-lodo"
+    capsys.readouterr()
+    assert main(["table", str(exp)]) == 0
+    md = capsys.readouterr().out
+    assert "population std (ddof=0)" in md and "| red" in md and "| Avg" in md
+    assert "missing runs" not in md
+
+    assert main(["table", str(exp), "--format", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert "\\begin{table}" in tex and "$\\pm$" in tex and "\\caption{" in tex
+    assert main(["table", str(exp), "--format", "csv"]) == 0
+    csv_text = capsys.readouterr().out
+    assert csv_text.startswith("row,column,mean,std,n,values") and "efdmix,red," in csv_text
+
+    # unfinish one run: the table must name it and the cell it leaves short
+    victim = next(d for d in exp.iterdir() if json.loads((d / "config.json").read_text())["label"]
+                  == "efdmix seed=2 green")
+    (victim / "done").unlink()
+    assert main(["table", str(exp)]) == 0
+    md = capsys.readouterr().out
+    assert "missing runs (1): efdmix, seed 2, green" in md
+    assert "unfinished runs (1): efdmix seed=2 green" in md
+    assert "(n=1)" in md
+    out_file = results / "t.md"
+    assert main(["table", str(exp), "--output", str(out_file)]) == 0
+    assert out_file.read_text().startswith("Test accuracy")
+
+
+def test_rows_show_settings_that_differ(results, capsys):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red")) == 0
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "--aug-args", "alpha=0.3")) == 0
+    capsys.readouterr()
+    assert main(["table", str(results / "toy-lodo")]) == 0
+    md = capsys.readouterr().out
+    assert "efdmix (alpha=0.1)" in md and "efdmix (alpha=0.3)" in md
+
+
+def test_list_prints_every_registry(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("augmenters:", "efdmix", "mixstyle", "none", "datasets:", "digits",
+                 "protocols:", "lodo", "backbones:", "resnet18", "timm:NAME"):
+        assert word in out
+
+
+def test_dry_run_trains_and_writes_nothing(results, capsys):
+    assert main(toy(results, "--aug", "none,efdmix", "--dry-run")) == 0
+    assert capsys.readouterr().out.count("to run") == 8
+    assert not results.exists()
+
+
+BAD = [
+    (["--aug", "efdmx"], "unknown augmenter 'efdmx'. Did you mean 'efdmix'?"),
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--protocol", "lodoo"], "unknown protocol 'lodoo'"),
+    (["--backbone", "resnet19"], "unknown backbone 'resnet19'"),
+    (["--insert", "layer9"], "valid blocks: layer1, layer2, layer3, layer4"),
+    (["--targets", "purple"], "purple not in this protocol's splits"),
+    (["--aug", "efdmix", "--aug-args", "alpha=abc"], "aug.args.alpha must be a number"),
+    (["--aug", "efdmix", "--aug-args", "beta=1"], "no augmenter in efdmix takes the argument 'beta'"),
+    (["--aug", "mixstyle", "--aug-args", "mix=crossdomain", "train.sampler=random"], "train.sampler=domain"),
+    (["train.lrr=0.1"], "Did you mean 'train.lr'"),
+    (["train.epochs=zero"], "train.epochs must be an integer"),
+    (["train.epochs=0"], "train.epochs must be at least 1"),
+    (["--device", "tpu"], "device must be auto, cpu, cuda"),
+    (["--weights", "/nonexistent/w.pth"], "not found"),
+    (["stray"], "overrides look like train.lr=0.01"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(results, capsys, extra, message):
+    assert main(toy(results, *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dgbench: error: ") and message in err
+    assert err.count("\n") == 1
+    assert not results.exists()
+
+
+def test_crossdomain_with_one_source_domain_is_refused(results, capsys):
+    args = ["run", "--dataset", "toy2", "--out", str(results), "--aug", "efdmix",
+            "--aug-args", "mix=crossdomain"]
+    assert main(args) == 2
+    assert "needs at least two source domains" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_yaml_string_number_is_refused(results, tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train:\n  lr: 5e-5\n")
+    assert main(["run", "--config", str(cfg), "--out", str(results)]) == 2
+    assert "write 5.0e-5" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_table_of_a_folder_without_records(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2
+    assert "no run records under" in capsys.readouterr().err
+    assert main(["table", str(tmp_path / "absent")]) == 2
+
+
+def test_console_script_exit_status():
+    ok = subprocess.run([sys.executable, "-m", "dgbench", "list", "protocols"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "lodo" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "dgbench", "run", "--aug", "nope", "--dry-run"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("dgbench: error: unknown augmenter")
