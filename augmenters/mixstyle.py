@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dgbench.pairing import beta_weights, check_mix, gate, partner_indices
+from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
 
@@ -22,10 +22,7 @@ class MixStyle(nn.Module):
         self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6, mix: str = "random"
     ) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1]; got {p}")
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0; got {alpha}")
+        check_p_alpha(p, alpha)
         self.p, self.alpha, self.eps, self.mix = p, alpha, eps, check_mix(mix)
 
     def extra_repr(self) -> str:

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+
+
+def to_device(
+    images: torch.Tensor, labels: torch.Tensor, device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device`` (channels_last images when asked)."""
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels.to(device, non_blocking=True)
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision in ``amp_dtype``, or nothing when it is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
 
 
 @torch.no_grad()
@@ -20,11 +39,8 @@ def count_correct(
     correct = torch.zeros((), dtype=torch.long, device=device)
     total = 0
     for images, labels, _ in loader:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        images, labels = to_device(images, labels, device, channels_last)
+        with autocast(device, amp_dtype):
             logits = model(images)
         correct += (logits.argmax(dim=1) == labels).sum()
         total += labels.numel()

@@ -17,6 +17,14 @@ def check_mix(mix: str) -> str:
     return mix
 
 
+def check_p_alpha(p: float, alpha: float) -> None:
+    """The gate probability and the Beta concentration of a mixing augmenter."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1]; got {p}")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0; got {alpha}")
+
+
 def gate(p: float) -> bool:
     """One draw per forward call: True with probability ``p``.
 

@@ -77,14 +77,16 @@ def build_table(records: list[dict[str, Any]], unfinished: list[dict[str, Any]] 
         for key in list(f):
             if key in _IGNORED:
                 del f[key]
+        if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits
+            f.pop("aug.insert", None)
     # A group is a set of runs whose configs agree on everything but the seed and split.
     group_key = [json.dumps(f, sort_keys=True, default=str) for f in flat_cfgs]
     groups = list(dict.fromkeys(group_key))
     rep = {g: flat_cfgs[group_key.index(g)] for g in groups}
     keys = sorted(set().union(*rep.values())) if rep else []
 
-    def varies(members: list[str], key: str) -> bool:
-        return len({json.dumps(rep[g].get(key), default=str) for g in members}) > 1
+    def varies(members: list[str], key: str) -> bool:  # among the groups that have the key
+        return len({json.dumps(rep[g][key], default=str) for g in members if key in rep[g]}) > 1
 
     labels = {}
     for g in groups:
@@ -92,7 +94,7 @@ def build_table(records: list[dict[str, Any]], unfinished: list[dict[str, Any]] 
         same_aug = [h for h in groups if rep[h]["aug.names"][0] == name]
         extra = []
         for key in keys:
-            if key == "aug.names" or (key == "aug.insert" and name == "none"):
+            if key == "aug.names" or key not in rep[g]:
                 continue
             scope = same_aug if key.startswith("aug.args.") else groups
             if varies(scope, key):

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dgbench import config as C
 from dgbench.data import DomainDataset, DomainPairSampler, concat
 from dgbench.errors import DGBenchError
-from dgbench.evaluate import count_correct
+from dgbench.evaluate import autocast, count_correct, to_device
 from dgbench.models import build_backbone, insert_augmenters
 from dgbench.plan import Run
 from dgbench.records import SCHEMA, environment
@@ -134,11 +134,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         for images, labels, _domains in train_loader:
-            images = images.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            images, labels = to_device(images, labels, device, channels_last)
+            with autocast(device, amp_dtype):
                 logits = model(images)
                 loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)

@@ -202,3 +202,14 @@ def test_console_script_exit_status():
     bad = subprocess.run([sys.executable, "-m", "dgbench", "run", "--aug", "nope", "--dry-run"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("dgbench: error: unknown augmenter")
+
+
+def test_rows_show_insertion_blocks_when_they_differ(results, capsys):
+    for insert in ("layer1", "layer1,layer2,layer3"):
+        assert main(toy(results, "--aug", "none,mixstyle", "--targets", "red", "--insert", insert)) == 0
+    capsys.readouterr()
+    assert main(["table", str(results / "toy-lodo")]) == 0
+    md = capsys.readouterr().out
+    assert "mixstyle (insert=layer1)" in md and "mixstyle (insert=layer1,layer2,layer3)" in md
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
+    assert rows.count("none") == 1  # the identity is the same baseline wherever it sits
