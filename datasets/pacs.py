@@ -1,0 +1,239 @@
+"""``pacs``: PACS (Li, Yang, Song, Hospedales, "Deeper, Broader and Artier Domain
+Generalization", ICCV 2017), four domains of seven classes, with its official kfold splits.
+
+Accepted layouts under the data root (``--data-root``, ``$DGBENCH_DATA``, or a ``PACS`` folder
+inside either):
+
+- ``images/<domain>/<class>/<file>`` with ``splits/<domain>_{train,crossval,test}_kfold.txt``
+  (Dassl's layout, and the copy in ``../shared/data/PACS``);
+- the original release: ``kfold/<domain>/<class>/<file>`` with the split files beside
+  ``kfold/`` (or inside it, or in ``splits/``);
+- DomainBed's ``<domain>/<class>/<file>`` with no split files: each domain is then split
+  90/10 into train/val, stratified by class, with a fixed seed, and a warning says so.
+
+Split files list ``<domain>/<class>/<file> <label>`` with 1-based labels. The broken sample
+``sketch/dog/n02103406_4068-1.png`` (a drawing of the word "ERROR") is excluded, as Dassl and
+so the EFDM and MixStyle results exclude it; the exclusion is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from dgbench.data import DomainDataset
+from dgbench.errors import DataError
+from dgbench.registry import DATASETS
+
+DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+CLASSES = ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
+EXCLUDED = ("sketch/dog/n02103406_4068-1.png",)
+SPLIT_FILES = {"train": "train_kfold", "val": "crossval_kfold", "all": "test_kfold"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+FALLBACK_SEED = 0
+FALLBACK_VAL = 0.1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WHERE_TO_GET = (
+    "Get PACS from the authors' page (https://domaingeneralization.github.io/) or with "
+    "'dgbench download pacs', then pass --data-root DIR or set DGBENCH_DATA. Accepted layouts: "
+    "images/<domain>/<class>/ + splits/*_kfold.txt; kfold/<domain>/<class>/ with the split "
+    "files beside it; or DomainBed's <domain>/<class>/ (no split files)."
+)
+
+
+@dataclass
+class Layout:
+    """Where PACS was found and how it is organised."""
+
+    root: Path  # the PACS folder
+    images: Path  # the folder holding <domain>/<class>/<file>
+    splits: Path | None  # folder of *_kfold.txt, None for DomainBed's layout
+    name: str  # "images+splits", "kfold", "domainbed"
+    problems: list[str] = field(default_factory=list)
+
+
+def _has_domains(folder: Path) -> bool:
+    return all((folder / d).is_dir() for d in DOMAINS)
+
+
+def _split_dir(*candidates: Path) -> Path | None:
+    for c in candidates:
+        if c.is_dir() and (c / "art_painting_train_kfold.txt").is_file():
+            return c
+    return None
+
+
+def find_layout(root: str | None) -> Layout:
+    """Locate PACS under ``root`` (or ``$DGBENCH_DATA``) and detect its layout."""
+    base = root or os.environ.get("DGBENCH_DATA")
+    if not base:
+        raise DataError(f"no data root given for pacs. {WHERE_TO_GET}")
+    tried = []
+    for folder in (Path(base), Path(base) / "PACS", Path(base) / "pacs"):
+        tried.append(str(folder))
+        if _has_domains(folder / "images"):
+            splits = _split_dir(folder / "splits", folder)
+            if splits:
+                return Layout(folder, folder / "images", splits, "images+splits")
+        if _has_domains(folder / "kfold"):
+            splits = _split_dir(folder, folder / "kfold", folder / "splits")
+            if splits:
+                return Layout(folder, folder / "kfold", splits, "kfold")
+        for images in (folder, folder / "images", folder / "kfold"):
+            if _has_domains(images):
+                return Layout(folder, images, None, "domainbed")
+    raise DataError(f"PACS not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
+
+
+def read_split_file(path: Path, images: Path) -> list[tuple[str, int]]:
+    """``(relative path, 0-based label)`` per line; every error names the file and line."""
+    if not path.is_file():
+        raise DataError(f"split file {path} is missing; PACS needs all 12 *_kfold.txt files")
+    items, seen = [], {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        where = f"{path}:{lineno}"
+        if len(parts) != 2:
+            raise DataError(f"{where}: expected '<domain>/<class>/<file> <label>', got {line!r}")
+        rel, label_text = parts
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise DataError(f"{where}: label {label_text!r} is not an integer") from None
+        if not 1 <= label <= len(CLASSES):
+            raise DataError(f"{where}: label {label} is outside 1..{len(CLASSES)} (labels are 1-based)")
+        if rel in seen:
+            raise DataError(f"{where}: {rel} is listed twice (first on line {seen[rel]})")
+        seen[rel] = lineno
+        if rel.split("/")[1:2] != [CLASSES[label - 1]]:
+            raise DataError(f"{where}: {rel} has label {label} ({CLASSES[label - 1]}), not its folder's class")
+        if not (images / rel).is_file():
+            raise DataError(f"{where}: {images / rel} does not exist")
+        items.append((rel, label - 1))
+    return items
+
+
+def _scan_domain(images: Path, domain: str) -> list[tuple[str, int]]:
+    items = []
+    for label, cls in enumerate(CLASSES):
+        folder = images / domain / cls
+        if not folder.is_dir():
+            raise DataError(f"{folder} is missing: PACS has the classes {', '.join(CLASSES)}")
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                items.append((f"{domain}/{cls}/{f.name}", label))
+    return items
+
+
+def _fallback_split(items: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]:
+    """DomainBed layout: a seeded 90/10 train/val split per domain, stratified by class."""
+    rng = random.Random(FALLBACK_SEED)
+    train, val = [], []
+    for label in range(len(CLASSES)):
+        group = [it for it in items if it[1] == label]
+        rng.shuffle(group)
+        n_val = round(FALLBACK_VAL * len(group))
+        val += group[:n_val]
+        train += group[n_val:]
+    return {"train": sorted(train), "val": sorted(val), "all": sorted(items)}
+
+
+class FileDomainSet(Dataset):
+    """Images read from files, converted to RGB, then transformed; one domain."""
+
+    def __init__(self, images: Path, items: list[tuple[str, int]], domain_index: int, transform):
+        self.images, self.items = images, items
+        self.domain_index, self.transform = domain_index, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        from PIL import Image
+
+        rel, label = self.items[i]
+        with Image.open(self.images / rel) as im:
+            image = im.convert("RGB")
+        return self.transform(image), label, self.domain_index
+
+
+def transforms(image_size: int, train: bool):
+    """The published recipe: random translation (p=0.5) and flip for training; resize + crop."""
+    from torchvision import transforms as T
+
+    normalise = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if not train:
+        return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), *normalise])
+    big = round(image_size * 1.125)  # 224 -> 252
+    translate = T.RandomChoice([
+        T.Resize((image_size, image_size)),
+        T.Compose([T.Resize((big, big)), T.RandomCrop(image_size)]),
+    ])  # each with probability 0.5
+    return T.Compose([translate, T.RandomHorizontalFlip(), *normalise])
+
+
+@DATASETS.register("pacs")
+class PACS(DomainDataset):
+    """PACS (Li et al., ICCV 2017): art_painting, cartoon, photo, sketch; 7 classes, official splits."""
+
+    domains = DOMAINS
+    classes = CLASSES
+    defaults = {"data.image_size": 224}
+
+    def __init__(self, root: str | None, image_size: int) -> None:
+        super().__init__(root, image_size)
+        self.layout = find_layout(root)
+        excluded: set[str] = set()
+        self.splits: dict[str, dict[str, list[tuple[str, int]]]] = {}
+        for domain in DOMAINS:
+            if self.layout.splits is None:
+                parts = _fallback_split(_scan_domain(self.layout.images, domain))
+            else:
+                parts = {
+                    split: read_split_file(self.layout.splits / f"{domain}_{suffix}.txt", self.layout.images)
+                    for split, suffix in SPLIT_FILES.items()
+                }
+            for split, items in parts.items():
+                excluded.update(rel for rel, _ in items if rel in EXCLUDED)
+                parts[split] = [it for it in items if it[0] not in EXCLUDED]
+            self.splits[domain] = parts
+        self.excluded = sorted(excluded)
+        if self.layout.splits is None:
+            warnings.warn(
+                f"PACS at {self.layout.root} has no official split files (DomainBed layout): "
+                f"using a seeded, stratified {1 - FALLBACK_VAL:.0%}/{FALLBACK_VAL:.0%} train/val "
+                "split per domain, which differs from the published protocol"
+            )
+            self.layout.problems.append("official kfold split files not found; fallback split used")
+
+    def subset(self, domain: str, split: str, train: bool) -> Dataset:
+        self.check_domain(domain)
+        return FileDomainSet(
+            self.layout.images, self.splits[domain][split], self.domains.index(domain),
+            transforms(self.image_size, train),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        listing = "\n".join(
+            f"{d} {s} {rel} {label}" for d in DOMAINS for s in ("train", "val", "all")
+            for rel, label in self.splits[d][s]
+        )
+        return {
+            "version": 1,
+            "root": str(self.layout.root),
+            "layout": self.layout.name,
+            "excluded": list(self.excluded),
+            "official_splits": self.layout.splits is not None,
+            "split_sha256_16": hashlib.sha256(listing.encode()).hexdigest()[:16],
+        }
