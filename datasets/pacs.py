@@ -143,7 +143,7 @@ def _fallback_split(items: list[tuple[str, int]]) -> dict[str, list[tuple[str, i
     for label in range(len(CLASSES)):
         group = [it for it in items if it[1] == label]
         rng.shuffle(group)
-        n_val = round(FALLBACK_VAL * len(group))
+        n_val = max(1, round(FALLBACK_VAL * len(group))) if len(group) > 1 else 0
         val += group[:n_val]
         train += group[n_val:]
     return {"train": sorted(train), "val": sorted(val), "all": sorted(items)}

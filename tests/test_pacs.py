@@ -1,0 +1,133 @@
+"""PACS: every accepted layout on generated fixture trees, split-file errors, the real copy."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from dgbench.datasets.pacs import CLASSES, DOMAINS, EXCLUDED, PACS, find_layout
+from dgbench.errors import DataError
+from dgbench.registry import PROTOCOLS
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "PACS"
+PER_CLASS = 4  # images per class and domain in the fixtures
+
+
+def make_tree(root: Path, layout: str) -> Path:
+    """A miniature PACS in ``layout``: 4 domains x 7 classes x PER_CLASS images (+ the broken one)."""
+    images = {"images+splits": root / "images", "kfold": root / "kfold", "domainbed": root}[layout]
+    lines = {d: [] for d in DOMAINS}
+    for d, domain in enumerate(DOMAINS):
+        ext = "png" if domain == "sketch" else "jpg"
+        for label, cls in enumerate(CLASSES, 1):
+            folder = images / domain / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            names = [f"img_{i}.{ext}" for i in range(PER_CLASS)]
+            if domain == "sketch" and cls == "dog":
+                names.append(Path(EXCLUDED[0]).name)
+            for i, name in enumerate(names):
+                mode = "L" if ext == "png" else "RGB"  # sketches are not RGB: loader converts
+                Image.new(mode, (12, 12), color=(40 * d + i) % 255 if mode == "L" else (d * 60, label * 30, i * 50)).save(folder / name)
+                lines[domain].append((f"{domain}/{cls}/{name}", label))
+    if layout != "domainbed":
+        split_dir = root / "splits" if layout == "images+splits" else root
+        split_dir.mkdir(parents=True, exist_ok=True)
+        for domain, items in lines.items():
+            val = [it for i, it in enumerate(items) if i % 4 == 0]
+            train = [it for i, it in enumerate(items) if i % 4 != 0]
+            for name, part in (("train", train), ("crossval", val), ("test", items)):
+                (split_dir / f"{domain}_{name}_kfold.txt").write_text(
+                    "".join(f"{rel} {label}\n" for rel, label in part))
+    return root
+
+
+@pytest.mark.parametrize("layout", ["images+splits", "kfold", "domainbed"])
+def test_every_layout_loads(tmp_path, layout):
+    root = make_tree(tmp_path / "PACS", layout)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = PACS(str(tmp_path), 16)  # the parent folder of PACS/ is accepted too
+    assert ds.layout.name == layout and ds.layout.root == root
+    assert ds.excluded == list(EXCLUDED)
+    for domain in DOMAINS:
+        n_all = len(ds.splits[domain]["all"])
+        assert n_all == 7 * PER_CLASS
+        assert len(ds.splits[domain]["train"]) + len(ds.splits[domain]["val"]) == n_all
+        assert all(rel not in EXCLUDED for rel, _ in ds.splits[domain]["all"])
+    image, label, d = ds.subset("sketch", "val", train=False)[0]
+    assert image.shape == (3, 16, 16) and image.dtype == torch.float32 and d == 3
+    image, _, _ = ds.subset("art_painting", "train", train=True)[0]
+    assert image.shape == (3, 16, 16)
+    fallback_warned = any("no official split files" in str(w.message) for w in caught)
+    assert fallback_warned == (layout == "domainbed")
+    assert ds.describe()["official_splits"] == (layout != "domainbed")
+
+
+def test_domainbed_fallback_split_is_seeded_and_stratified(tmp_path):
+    make_tree(tmp_path / "PACS", "domainbed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, b = PACS(str(tmp_path / "PACS"), 16), PACS(str(tmp_path / "PACS"), 16)
+    assert a.splits == b.splits
+    val_labels = [label for _, label in a.splits["photo"]["val"]]
+    assert sorted(set(val_labels)) == list(range(7))  # every class held out
+
+
+def test_data_root_from_environment(tmp_path, monkeypatch):
+    make_tree(tmp_path / "PACS", "images+splits")
+    monkeypatch.setenv("DGBENCH_DATA", str(tmp_path))
+    assert find_layout(None).name == "images+splits"
+
+
+def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("DGBENCH_DATA", raising=False)
+    with pytest.raises(DataError, match="dgbench download pacs"):
+        PACS(None, 16)
+    with pytest.raises(DataError, match="PACS not found"):
+        PACS(str(tmp_path), 16)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace(" 1\n", " 0\n", 1), "outside 1..7"),
+    (lambda t: t.replace(" 1\n", " 8\n", 1), "outside 1..7"),
+    (lambda t: t.replace(" 1\n", " one\n", 1), "not an integer"),
+    (lambda t: t + t.splitlines(keepends=True)[0], "listed twice"),
+    (lambda t: t.replace("img_1.jpg", "img_99.jpg", 1), "does not exist"),
+    (lambda t: t.replace(" 1\n", " 1 extra\n", 1), "expected '<domain>/<class>/<file> <label>'"),
+    (lambda t: t.replace(" 1\n", " 2\n", 1), "not its folder's class"),
+])
+def test_split_file_errors_name_file_and_line(tmp_path, edit, message):
+    make_tree(tmp_path / "PACS", "images+splits")
+    path = tmp_path / "PACS" / "splits" / "art_painting_train_kfold.txt"
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(DataError) as info:
+        PACS(str(tmp_path / "PACS"), 16)
+    assert message in str(info.value) and "art_painting_train_kfold.txt:" in str(info.value)
+
+
+def test_missing_split_file(tmp_path):
+    make_tree(tmp_path / "PACS", "images+splits")
+    (tmp_path / "PACS" / "splits" / "photo_crossval_kfold.txt").unlink()
+    with pytest.raises(DataError, match="photo_crossval_kfold.txt is missing"):
+        PACS(str(tmp_path / "PACS"), 16)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real PACS not in ../shared/data/PACS")
+def test_real_pacs_lodo_split_sizes_match_the_protocol():
+    ds = PACS(str(REAL), 224)
+    assert ds.layout.name == "images+splits" and ds.excluded == list(EXCLUDED)
+    expected = {  # PROTOCOLS.md section 2: train / val / test per target
+        "art_painting": (7136, 806, 2048), "cartoon": (6869, 777, 2344),
+        "photo": (7477, 843, 1670), "sketch": (5446, 616, 3928),
+    }
+    for split in PROTOCOLS.get("lodo")().splits(ds):
+        n_train = sum(len(ds.splits[d][s]) for d, s in split.train)
+        n_val = sum(len(ds.splits[d][s]) for d, s in split.val)
+        n_test = len(ds.splits[split.name]["all"])
+        assert (n_train, n_val, n_test) == expected[split.name]
+    image, label, _ = ds.subset("sketch", "all", train=False)[0]
+    assert image.shape == (3, 224, 224) and 0 <= label < 7
