@@ -189,6 +189,7 @@ class PACS(DomainDataset):
 
     domains = DOMAINS
     classes = CLASSES
+    titles = {"art_painting": "Art", "cartoon": "Cartoon", "photo": "Photo", "sketch": "Sketch"}
     defaults = {"data.image_size": 224}
 
     def __init__(self, root: str | None, image_size: int) -> None:

@@ -137,7 +137,8 @@ def cmd_table(ns: argparse.Namespace) -> int:
     from dgbench.tables import build_table, render
 
     records, unfinished = load_records(ns.folder)
-    text = render(build_table(records, unfinished), ns.format)
+    table = build_table(records, unfinished, ns.select, ns.error, ns.per_target)
+    text = render(table, ns.format, ns.compare_paper)
     if ns.output:
         from dgbench.records import atomic_write_text
 
@@ -192,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     tab = sub.add_parser("table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
     tab.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    tab.add_argument("--select", default="last", choices=["last", "val", "oracle"],
+                     help="epoch per run: last (published rule, default), val (best "
+                     "source-validation accuracy), oracle (best test accuracy: optimistic)")
+    tab.add_argument("--error", default="std", choices=["std", "se"],
+                     help="error bar: population std (default, as the papers) or standard error")
+    tab.add_argument("--per-target", action="store_true",
+                     help="one column per source->target pair (single-source: the per-target "
+                     "accuracies instead of the pooled one)")
+    tab.add_argument("--compare-paper", action="store_true",
+                     help="print the published numbers beside ours, with the difference")
     tab.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     tab.set_defaults(func=cmd_table)
     return parser

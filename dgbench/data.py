@@ -34,6 +34,8 @@ class DomainDataset:
 
     domains: ClassVar[tuple[str, ...]] = ()
     classes: ClassVar[tuple[str, ...]] = ()
+    #: short column titles for tables, e.g. {"art_painting": "Art"}; the name otherwise
+    titles: ClassVar[dict[str, str]] = {}
     #: recommended settings as dotted config keys, e.g. {"data.image_size": 32}
     defaults: ClassVar[dict[str, Any]] = {}
 

@@ -1,9 +1,10 @@
 """Comparison tables as pure functions of run records.
 
 Rows are augmenters (with the settings that tell rows apart), columns are the protocol's
-splits (held-out target domains under LODO) plus Avg; a cell is the mean and population
-standard deviation (ddof=0, as EFDM and Dassl report) over seeds of the test accuracy.
-Missing and unfinished runs are listed by name, never dropped silently.
+splits (held-out target domains under LODO, the source domain under single-source) plus Avg;
+a cell is the mean and population standard deviation (ddof=0, as EFDM and Dassl report) or
+standard error over seeds of the test accuracy of the epoch a selection rule picks. Missing
+and unfinished runs are listed by name, never dropped silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from dgbench.errors import DataError
+
 FORMATS = ("markdown", "latex", "csv")
+SELECTIONS = {
+    "last": "the last-epoch model (the published rule)",
+    "val": "the epoch with the best source-validation accuracy (training-domain validation)",
+    "oracle": "TEST-DOMAIN ORACLE: the epoch with the best test accuracy (optimistic; not a "
+    "valid domain-generalization result)",
+}
+ERRORS = {
+    "std": "population std (ddof=0)",
+    "se": "standard error (population std / sqrt(n), as DomainBed)",
+}
 # Keys that never separate rows: they are what a row aggregates over, or bookkeeping.
 _IGNORED = ("seeds", "protocol.targets", "experiment", "data.root")
 
@@ -39,39 +52,33 @@ def _fmt(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-@dataclass
-class Table:
-    rows: list[str]
-    columns: list[str]
-    cells: dict[tuple[str, str], list[float]]  # (row, column) -> accuracies (%), one per seed
-    seeds: list[int]
-    protocol: str
-    missing: list[str] = field(default_factory=list)
-    unfinished: list[str] = field(default_factory=list)
+def selected_epoch(record: dict[str, Any], rule: str) -> dict[str, Any]:
+    """The history entry that ``rule`` picks; ``last`` is the final epoch.
 
-    def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
-        values = self.cells.get((row, col))
-        if not values:
-            return None
-        return float(np.mean(values)), float(np.std(values, ddof=0)), len(values)
-
-    def average(self, row: str) -> float | None:
-        means = [self.stats(row, c) for c in self.columns]
-        if any(m is None for m in means):
-            return None
-        return float(np.mean([m[0] for m in means]))  # type: ignore[index]
-
-    def caption(self) -> str:
-        what = {"lodo": "held-out target domain"}.get(self.protocol, "split")
-        return (
-            f"Test accuracy (%) per {what} ({self.protocol}); each cell is the mean ± "
-            f"population std (ddof=0) over seeds {', '.join(map(str, self.seeds))} of the "
-            "last-epoch model; (n=k) marks a cell with fewer seeds; Avg is the mean of the "
-            "per-column means; X is a missing cell."
+    Never falls back to another rule: a record without per-epoch test accuracy cannot be
+    judged by ``oracle``, and says so.
+    """
+    if rule not in SELECTIONS:
+        raise DataError(f"selection must be one of {', '.join(SELECTIONS)}; got {rule!r}")
+    history = record.get("history") or []
+    if rule == "last" or not history:
+        if rule != "last":
+            raise DataError(f"run {record.get('run_id')} has no per-epoch history for --select {rule}")
+        return {"score": record["final"]["score"],
+                "test_acc": {k: v["acc"] for k, v in record["final"]["test"].items()},
+                "epoch": len(history)}
+    if any("score" not in h for h in history):
+        raise DataError(
+            f"run {record.get('run_id')} ({record.get('aug')} seed {record.get('seed')}) has no "
+            f"per-epoch test accuracy, so --select {rule} cannot judge it; rerun it with --force"
         )
+    key = "val_acc" if rule == "val" else "score"
+    best = max(h[key] for h in history)
+    return next(h for h in reversed(history) if h[key] == best)  # the latest of equal epochs
 
 
-def build_table(records: list[dict[str, Any]], unfinished: list[dict[str, Any]] = ()) -> Table:
+def _labels(records: list[dict[str, Any]]) -> list[str]:
+    """A row label per record: the augmenter, plus the settings that tell its rows apart."""
     flat_cfgs = [_flatten(r["config"]) for r in records]
     for f in flat_cfgs:
         for key in list(f):
@@ -100,20 +107,92 @@ def build_table(records: list[dict[str, Any]], unfinished: list[dict[str, Any]] 
             if varies(scope, key):
                 extra.append(f"{_short(key)}={_fmt(rep[g].get(key))}")
         labels[g] = f"{name} ({', '.join(extra)})" if extra else name
+    return [labels[g] for g in group_key]
 
-    col_index: dict[str, int] = {}
+
+@dataclass
+class Table:
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], list[float]]  # (row, column) -> accuracies (%), one per seed
+    seeds: list[int]
+    protocol: str
+    select: str = "last"
+    error: str = "std"
+    per_target: bool = False
+    missing: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
+
+    def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
+        values = self.cells.get((row, col))
+        if not values:
+            return None
+        spread = float(np.std(values, ddof=0))
+        if self.error == "se":
+            spread /= np.sqrt(len(values))
+        return float(np.mean(values)), spread, len(values)
+
+    def average(self, row: str) -> float | None:
+        means = [self.stats(row, c) for c in self.columns]
+        if any(m is None for m in means):
+            return None
+        return float(np.mean([m[0] for m in means]))  # type: ignore[index]
+
+    def caption(self) -> str:
+        what = {
+            "lodo": "held-out target domain",
+            "single": "source domain (each column is the accuracy pooled over the other "
+            "domains, whole)",
+        }.get(self.protocol, "split")
+        if self.per_target:
+            what = "source -> target pair"
+        return (
+            f"Test accuracy (%) per {what} ({self.protocol}); each cell is the mean ± "
+            f"{ERRORS[self.error]} over seeds {', '.join(map(str, self.seeds))} of "
+            f"{SELECTIONS[self.select]}; (n=k) marks a cell with fewer seeds; Avg is the mean "
+            "of the per-column means; X is a missing cell."
+        )
+
+
+def build_table(
+    records: list[dict[str, Any]],
+    unfinished: list[dict[str, Any]] = (),
+    select: str = "last",
+    error: str = "std",
+    per_target: bool = False,
+) -> Table:
+    if error not in ERRORS:
+        raise DataError(f"error must be one of {', '.join(ERRORS)}; got {error!r}")
+    protocols = {r["config"]["protocol"]["name"] for r in records}
+    if len(protocols) > 1:
+        raise DataError(
+            f"the records mix protocols ({', '.join(sorted(protocols))}); one table per "
+            "protocol: point 'dgbench table' at one experiment folder"
+        )
+    labels = _labels(records)
+    col_order: dict[str, tuple[int, int]] = {}
     cells: dict[tuple[str, str], list[float]] = {}
     seen: dict[tuple[str, str], set[int]] = {}
-    for rec, g in zip(records, group_key):
-        col = rec["split"]["name"]
-        col_index.setdefault(col, rec["split"].get("index", len(col_index)))
-        cells.setdefault((labels[g], col), []).append(100.0 * rec["final"]["score"])
-        seen.setdefault((labels[g], col), set()).add(rec["seed"])
-    seeds = sorted({r["seed"] for r in records} | {u["config"]["seeds"][0] for u in unfinished if "config" in u})
-    columns = sorted(col_index, key=lambda c: (col_index[c], c))
-    rows = sorted(dict.fromkeys(labels[g] for g in groups), key=lambda r: (not r.startswith("none"), r))
-    protocol = records[0]["config"]["protocol"]["name"] if records else "?"
-
+    for rec, label in zip(records, labels):
+        titles = rec.get("dataset", {}).get("titles", {})
+        split, index = rec["split"]["name"], rec["split"].get("index", 0)
+        chosen = selected_epoch(rec, select)
+        if per_target:
+            values = {
+                f"{titles.get(split, split)}->{titles.get(t, t)}": (i, acc)
+                for i, (t, acc) in enumerate(chosen["test_acc"].items())
+            }
+        else:
+            values = {titles.get(split, split): (0, chosen["score"])}
+        for col, (sub, acc) in values.items():
+            col_order.setdefault(col, (index, sub))
+            cells.setdefault((label, col), []).append(100.0 * acc)
+            seen.setdefault((label, col), set()).add(rec["seed"])
+    seeds = sorted({r["seed"] for r in records}
+                   | {u["config"]["seeds"][0] for u in unfinished if "config" in u})
+    columns = sorted(col_order, key=lambda c: (col_order[c], c))
+    rows = sorted(dict.fromkeys(labels), key=lambda r: (not r.startswith("none"), r))
     missing = [
         f"{row}, seed {s}, {col}"
         for row in rows for col in columns for s in seeds
@@ -123,7 +202,35 @@ def build_table(records: list[dict[str, Any]], unfinished: list[dict[str, Any]] 
         u.get("label", u.get("run_id", "?")) + (f" ({u['run_id']})" if "run_id" in u else "")
         for u in unfinished
     ]
-    return Table(rows, columns, cells, seeds, protocol, missing, unfinished_names)
+    protocol = protocols.pop() if protocols else "?"
+    row_configs = {label: rec["config"] for rec, label in zip(records, labels)}
+    return Table(rows, columns, cells, seeds, protocol, select, error, per_target,
+                 missing, unfinished_names, row_configs)
+
+
+def paper_comparison(table: Table) -> list[list[str]]:
+    """Rows of ours / published / difference for every row with a published counterpart."""
+    from dgbench.published import lookup
+
+    out = []
+    for row in table.rows:
+        for pub in lookup(table.row_configs[row]) if not table.per_target else []:
+            ours = [table.stats(row, c) for c in table.columns]
+            out.append([f"{row} (ours)"] + [f"{s[0]:.1f}" if s else "X" for s in ours]
+                       + [_avg_text(table.average(row))])
+            out.append([pub.source] + [
+                f"{pub.cells[c][0]:.1f} ± {pub.cells[c][1]:.1f}" if c in pub.cells else "-"
+                for c in table.columns] + [f"{pub.avg:.1f}"])
+            diffs = [f"{s[0] - pub.cells[c][0]:+.1f}" if s and c in pub.cells else "-"
+                     for s, c in zip(ours, table.columns)]
+            avg = table.average(row)
+            out.append(["difference (ours - paper)"] + diffs
+                       + [f"{avg - pub.avg:+.1f}" if avg is not None else "-"])
+    return out
+
+
+def _avg_text(avg: float | None) -> str:
+    return "X" if avg is None else f"{avg:.1f}"
 
 
 def _cell(table: Table, row: str, col: str, pm: str) -> str:
@@ -135,19 +242,25 @@ def _cell(table: Table, row: str, col: str, pm: str) -> str:
     return f"{mean:.1f} {pm} {std:.1f}{tail}"
 
 
-def render(table: Table, fmt: str = "markdown") -> str:
-    """The table as markdown (default), LaTeX or CSV, with caption and missing runs."""
+def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> str:
+    """The table as markdown (default), LaTeX or CSV, with caption and missing runs.
+
+    ``compare_paper`` adds the published numbers (PROTOCOLS.md) beside ours, with the
+    difference, for every row that has them.
+    """
     from tabulate import tabulate
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    if compare_paper and fmt == "csv":
+        raise DataError("--compare-paper renders markdown or latex, not csv")
     if fmt == "csv":
         import csv
         import io
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["row", "column", "mean", "std", "n", "values"])
+        w.writerow(["row", "column", "mean", table.error, "n", "values"])
         for row in table.rows:
             for col in table.columns:
                 s = table.stats(row, col)
@@ -162,19 +275,32 @@ def render(table: Table, fmt: str = "markdown") -> str:
     body = []
     for row in table.rows:
         avg = table.average(row)
-        body.append([row] + [_cell(table, row, c, pm) for c in table.columns]
-                    + ["X" if avg is None else f"{avg:.1f}"])
+        body.append([row] + [_cell(table, row, c, pm) for c in table.columns] + [_avg_text(avg)])
     headers = ["augmenter"] + table.columns + ["Avg"]
     notes = []
     if table.missing:
         notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))
     if table.unfinished:
         notes.append(f"unfinished runs ({len(table.unfinished)}): " + "; ".join(table.unfinished))
+    compared = paper_comparison(table) if compare_paper else []
+    if compare_paper and not compared:
+        notes.append("no published numbers for these rows (PROTOCOLS.md lists PACS LODO and "
+                     "single-source, ResNet-18/50, MixStyle/EFDMix)")
     if fmt == "latex":
-        tab = tabulate(body, headers, tablefmt="latex_booktabs", disable_numparse=True)
-        tab = tab.replace("\\$\\textbackslash{}pm\\$", "$\\pm$")
-        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption()}}}", tab,
-                 "\\end{table}"] + [f"% {n}" for n in notes]
-        return "\n".join(lines) + "\n"
-    tab = tabulate(body, headers, tablefmt="pipe", disable_numparse=True)
-    return "\n".join([table.caption(), "", tab] + ([""] + notes if notes else [])) + "\n"
+        def latex(rows: list[list[str]]) -> str:
+            tab = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
+            return tab.replace("\\$\\textbackslash{}pm\\$", "$\\pm$").replace("±", "$\\pm$")
+
+        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption()}}}",
+                 latex(body), "\\end{table}"]
+        if compared:
+            lines += ["\\begin{table}[t]", "\\centering",
+                      "\\caption{Ours beside the published numbers (PROTOCOLS.md).}",
+                      latex(compared), "\\end{table}"]
+        return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
+    parts = [table.caption(), "", tabulate(body, headers, tablefmt="pipe", disable_numparse=True)]
+    if compared:
+        parts += ["", "Ours beside the published numbers (PROTOCOLS.md; published cells are "
+                  "mean ± population std over 5 seeds):", "",
+                  tabulate(compared, headers, tablefmt="pipe", disable_numparse=True)]
+    return "\n".join(parts + ([""] + notes if notes else [])) + "\n"

@@ -95,6 +95,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         return DataLoader(ds, batch_size=2 * bs, shuffle=False, **common)
 
     val_loader = eval_loader(val_set)
+    test_loaders = {name: eval_loader(ds) for name, ds in test_sets.items()}
 
     # ---- model: backbone + augmenter at the named blocks ---------------------------------
     name = cfg.aug.names[0]
@@ -155,22 +156,24 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
             )
         train_seconds += time.perf_counter() - t_epoch
         train_images += seen
+        # Every epoch: source validation and each test domain, so that any selection rule
+        # (last epoch, best source-val, test oracle) can be applied to the record afterwards.
         val_correct, val_total = count_correct(model, val_loader, device, amp_dtype, channels_last)
         val_acc = val_correct / max(val_total, 1)
+        test: dict[str, dict[str, Any]] = {}
+        for test_name, loader in test_loaders.items():
+            c, n = count_correct(model, loader, device, amp_dtype, channels_last)
+            test[test_name] = {"acc": c / max(n, 1), "correct": c, "n": n}
+        score = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
         history.append({
             "epoch": epoch + 1, "lr": lr, "loss": epoch_loss,
             "train_acc": int(correct) / max(seen, 1), "val_acc": val_acc,
+            "test_acc": {k: v["acc"] for k, v in test.items()}, "score": score,
             "seconds": time.perf_counter() - t_epoch,
         })
         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {epoch_loss:.3f} val {100 * val_acc:.1f}")
     bar.close()
 
-    # ---- test: the last-epoch model (the published rule) --------------------------------
-    test: dict[str, dict[str, Any]] = {}
-    for test_name, ds in test_sets.items():
-        c, n = count_correct(model, eval_loader(ds), device, amp_dtype, channels_last)
-        test[test_name] = {"acc": c / max(n, 1), "correct": c, "n": n}
-    pooled = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
     wall = time.perf_counter() - t_start
     return {
         "schema": SCHEMA,
@@ -186,15 +189,16 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         "sizes": {"train": len(train_set), "val": len(val_set),
                   "test": {k: len(v) for k, v in test_sets.items()}},
         "config": C.to_dict(cfg),
-        "dataset": {"name": cfg.data.name, "classes": list(dataset.classes), **dataset.describe()},
+        "dataset": {"name": cfg.data.name, "classes": list(dataset.classes),
+                    "titles": dict(dataset.titles), **dataset.describe()},
         "model": {
             "parameters": sum(p.numel() for p in model.parameters()),
             "augmenter_modules": [n for n, m in model.named_modules() if isinstance(m, aug_cls)],
             "shared_instance": False,
         },
         "history": history,
-        "final": {"val_acc": history[-1]["val_acc"], "test": test, "score": pooled,
-                  "selection": "last epoch"},
+        # the last-epoch model: the published rule; other rules read "history"
+        "final": {"val_acc": val_acc, "test": test, "score": score, "selection": "last epoch"},
         "timing": {
             "wall_s": wall, "train_s": train_seconds,
             "images_per_s": train_images / train_seconds if train_seconds else None,
