@@ -45,3 +45,20 @@ def count_correct(
         correct += (logits.argmax(dim=1) == labels).sum()
         total += labels.numel()
     return int(correct), total
+
+
+def evaluate_tests(
+    model: nn.Module,
+    loaders: dict[str, DataLoader],
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> tuple[dict[str, dict[str, float | int]], float]:
+    """Accuracy on each test set, and pooled over their union (correct / images, not a mean
+    of accuracies: the single-source number the papers publish)."""
+    test: dict[str, dict[str, float | int]] = {}
+    for name, loader in loaders.items():
+        correct, total = count_correct(model, loader, device, amp_dtype, channels_last)
+        test[name] = {"acc": correct / max(total, 1), "correct": correct, "n": total}
+    pooled = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
+    return test, pooled

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dgbench import config as C
 from dgbench.data import DomainDataset, DomainPairSampler, concat
 from dgbench.errors import DGBenchError
-from dgbench.evaluate import autocast, count_correct, to_device
+from dgbench.evaluate import autocast, count_correct, evaluate_tests, to_device
 from dgbench.models import build_backbone, insert_augmenters
 from dgbench.plan import Run
 from dgbench.records import SCHEMA, environment
@@ -160,11 +160,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         # (last epoch, best source-val, test oracle) can be applied to the record afterwards.
         val_correct, val_total = count_correct(model, val_loader, device, amp_dtype, channels_last)
         val_acc = val_correct / max(val_total, 1)
-        test: dict[str, dict[str, Any]] = {}
-        for test_name, loader in test_loaders.items():
-            c, n = count_correct(model, loader, device, amp_dtype, channels_last)
-            test[test_name] = {"acc": c / max(n, 1), "correct": c, "n": n}
-        score = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
+        test, score = evaluate_tests(model, test_loaders, device, amp_dtype, channels_last)
         history.append({
             "epoch": epoch + 1, "lr": lr, "loss": epoch_loss,
             "train_acc": int(correct) / max(seen, 1), "val_acc": val_acc,

@@ -1,0 +1,140 @@
+"""Single-source scoring, model-selection rules, the LR schedule, and paper comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from dgbench.cli import main
+from dgbench.errors import DataError
+from dgbench.evaluate import evaluate_tests
+from dgbench.registry import DATASETS, PROTOCOLS
+from dgbench.tables import build_table, render, selected_epoch
+from dgbench.train import cosine_lr
+
+
+class ConstantModel(torch.nn.Module):
+    """Always predicts class 0: its accuracy on a set is the share of class-0 labels."""
+
+    def forward(self, x):
+        return torch.stack([torch.ones(len(x)), torch.zeros(len(x))], dim=1)
+
+
+def loader(labels):
+    n = len(labels)
+    return DataLoader(TensorDataset(torch.zeros(n, 1), torch.tensor(labels), torch.zeros(n)), batch_size=3)
+
+
+def test_pooled_accuracy_is_over_the_union_not_a_mean_of_accuracies():
+    test, pooled = evaluate_tests(
+        ConstantModel(), {"a": loader([0, 0, 1, 1]), "b": loader([0] * 9 + [1])}, torch.device("cpu"))
+    assert test["a"] == {"acc": 0.5, "correct": 2, "n": 4}
+    assert test["b"] == {"acc": 0.9, "correct": 9, "n": 10}
+    assert pooled == pytest.approx(11 / 14)  # not (0.5 + 0.9) / 2
+
+
+def test_single_source_splits():
+    toy = DATASETS.get("toy")(None, 16)
+    splits = PROTOCOLS.get("single")().select(toy, None)
+    assert [s.name for s in splits] == list(toy.domains)
+    for s in splits:
+        assert s.sources == (s.name,) and s.train == ((s.name, "train"),)
+        assert set(s.test) == set(toy.domains) - {s.name}
+        assert all(part == (t, "all") for t, part in s.test.items())
+
+
+def test_single_source_end_to_end_records_pooled_and_per_target(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["run", "--dataset", "toy", "--protocol", "single", "--targets", "red",
+                 "--aug", "none", "--out", str(out), "--no-progress"]) == 0
+    (path,) = out.rglob("record.json")
+    rec = json.loads(path.read_text())
+    test = rec["final"]["test"]
+    assert set(test) == {"green", "blue", "grey"}
+    pooled = sum(t["correct"] for t in test.values()) / sum(t["n"] for t in test.values())
+    assert rec["final"]["score"] == pytest.approx(pooled)
+    capsys.readouterr()
+    assert main(["table", str(out / "toy-single"), "--per-target"]) == 0
+    md = capsys.readouterr().out
+    assert "red->green" in md and "red->grey" in md and "source -> target" in md
+    assert main(["table", str(out / "toy-single")]) == 0
+    assert "pooled over the other domains" in capsys.readouterr().out
+
+
+def record(seed, history, aug="efdmix", split="photo"):
+    return {
+        "run_id": f"r{seed}", "aug": aug, "seed": seed,
+        "split": {"name": split, "index": 2},
+        "config": {"data": {"name": "pacs"}, "protocol": {"name": "lodo"},
+                   "model": {"backbone": "resnet18"}, "seeds": [seed],
+                   "aug": {"names": [aug], "args": {"mix": "crossdomain"}, "insert": ["layer1"]}},
+        "dataset": {"titles": {"photo": "Photo"}},
+        "history": history,
+        "final": {"score": history[-1].get("score", 0.5),
+                  "test": {split: {"acc": history[-1].get("score", 0.5)}}},
+    }
+
+
+HISTORY = [
+    {"epoch": 1, "val_acc": 0.50, "score": 0.70, "test_acc": {"photo": 0.70}},
+    {"epoch": 2, "val_acc": 0.90, "score": 0.60, "test_acc": {"photo": 0.60}},
+    {"epoch": 3, "val_acc": 0.90, "score": 0.65, "test_acc": {"photo": 0.65}},
+    {"epoch": 4, "val_acc": 0.80, "score": 0.62, "test_acc": {"photo": 0.62}},
+]
+
+
+def test_selection_rules_on_hand_made_records():
+    rec = record(1, HISTORY)
+    assert selected_epoch(rec, "last")["score"] == 0.62
+    assert selected_epoch(rec, "val")["epoch"] == 3  # best val; the later of a tie
+    assert selected_epoch(rec, "oracle")["epoch"] == 1
+    table = build_table([rec], select="oracle")
+    assert table.stats("efdmix", "Photo")[0] == pytest.approx(70.0)
+    assert "TEST-DOMAIN ORACLE" in table.caption()
+    assert build_table([rec], select="val").stats("efdmix", "Photo")[0] == pytest.approx(65.0)
+
+
+def test_selection_never_falls_back_silently():
+    old = record(1, [{"epoch": 1, "val_acc": 0.5}])  # a record without per-epoch test accuracy
+    assert selected_epoch(old, "last")["score"] is not None
+    with pytest.raises(DataError, match="no per-epoch test accuracy"):
+        selected_epoch(old, "oracle")
+    with pytest.raises(DataError, match="no per-epoch test accuracy"):
+        build_table([old], select="val")
+
+
+def test_error_estimators():
+    recs = [record(s, [{"epoch": 1, "val_acc": 0.5, "score": v, "test_acc": {"photo": v}}])
+            for s, v in ((1, 0.1), (2, 0.2), (3, 0.3))]
+    std = build_table(recs).stats("efdmix", "Photo")
+    se = build_table(recs, error="se").stats("efdmix", "Photo")
+    assert std[0] == pytest.approx(20.0) and std[1] == pytest.approx(8.165, abs=1e-3)
+    assert se[1] == pytest.approx(4.714, abs=1e-3)  # DomainBed: [0.1, 0.2, 0.3] -> 20.0 +/- 4.7
+
+
+def test_compare_paper_prints_published_numbers_and_difference():
+    text = render(build_table([record(1, HISTORY)]), compare_paper=True)
+    assert "EFDM paper" in text and "96.8 ± 0.4" in text  # ResNet-18 EFDMix LODO, Photo
+    assert "difference (ours - paper)" in text and "-34.8" in text  # 62.0 - 96.8
+
+
+def test_mixed_protocols_are_refused():
+    a = record(1, HISTORY)
+    b = record(2, HISTORY)
+    b["config"]["protocol"]["name"] = "single"
+    with pytest.raises(DataError, match="mix protocols"):
+        build_table([a, b])
+
+
+def test_schedule_is_set_from_progress_and_reaches_its_end(tmp_path):
+    out = tmp_path / "res"
+    assert main(["run", "--dataset", "toy", "--targets", "red", "--aug", "efdmix",
+                 "--aug-args", "mix=crossdomain", "--out", str(out), "--no-progress",
+                 "train.epochs=3", "train.lr=0.1"]) == 0
+    (path,) = out.rglob("record.json")
+    lrs = [h["lr"] for h in json.loads(path.read_text())["history"]]
+    assert lrs == [pytest.approx(cosine_lr(0.1, e, 3)) for e in range(3)]
+    assert cosine_lr(0.1, 0, 3) == 0.1 and cosine_lr(0.1, 3, 3) == pytest.approx(0.0)
