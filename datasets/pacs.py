@@ -43,8 +43,8 @@ FALLBACK_VAL = 0.1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WHERE_TO_GET = (
-    "Get PACS from the authors' page (https://domaingeneralization.github.io/) or with "
-    "'dgbench download pacs', then pass --data-root DIR or set DGBENCH_DATA. Accepted layouts: "
+    "Get PACS from the authors' page (https://domaingeneralization.github.io/), then pass "
+    "--data-root DIR or set DGBENCH_DATA. Accepted layouts: "
     "images/<domain>/<class>/ + splits/*_kfold.txt; kfold/<domain>/<class>/ with the split "
     "files beside it; or DomainBed's <domain>/<class>/ (no split files)."
 )
@@ -224,6 +224,24 @@ class PACS(DomainDataset):
             self.layout.images, self.splits[domain][split], self.domains.index(domain),
             transforms(self.image_size, train),
         )
+
+    def inventory(self) -> dict[str, Any]:
+        """What is on disk, for ``dgbench data pacs``: image files per domain, unlisted files."""
+        on_disk: dict[str, int] = {}
+        listed = {rel for d in DOMAINS for rel, _ in self.splits[d]["all"]} | set(self.excluded)
+        unlisted = []
+        for domain in DOMAINS:
+            files = [
+                f"{domain}/{p.parent.name}/{p.name}"
+                for p in sorted((self.layout.images / domain).glob("*/*"))
+                if p.suffix.lower() in IMAGE_SUFFIXES
+            ]
+            on_disk[domain] = len(files)
+            unlisted += [f for f in files if f not in listed]
+        problems = list(self.layout.problems)
+        if unlisted:
+            problems.append(f"{len(unlisted)} image files are in no split file, e.g. {unlisted[0]}")
+        return {"images_on_disk": on_disk, "problems": problems}
 
     def describe(self) -> dict[str, Any]:
         listing = "\n".join(

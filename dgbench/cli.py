@@ -74,7 +74,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from dgbench.records import load_records
     from dgbench.tables import build_table, render
 
-    user: dict[str, Any] = C.read_yaml(ns.config) if ns.config else {}
+    if ns.config and ns.preset:
+        raise DGBenchError("give --preset or --config, not both (a preset is a config file)")
+    user: dict[str, Any] = {}
+    if ns.preset:
+        user = C.read_preset(ns.preset)
+    elif ns.config:
+        user = C.read_yaml(ns.config)
     for flag, key in FLAG_KEYS.items():
         value = getattr(ns, flag)
         if value is not None:
@@ -117,18 +123,20 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_list(ns: argparse.Namespace) -> int:
     from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
 
+    from dgbench.config import preset_names
+
     kinds = {"augmenters": AUGMENTERS, "datasets": DATASETS, "protocols": PROTOCOLS,
-             "backbones": BACKBONES}
+             "backbones": BACKBONES, "presets": None}
     chosen = [ns.kind] if ns.kind else list(kinds)
     for i, kind in enumerate(chosen):
         reg = kinds[kind]
-        print(("\n" if i else "") + f"{kind}:")
-        entries = reg.entries()
-        width = max((len(e.name) for e in entries), default=0)
-        for e in entries:
-            print(f"  {e.name:<{width}}  {e.description}")
+        rows = preset_names() if reg is None else {e.name: e.description for e in reg.entries()}
         if kind == "backbones":
-            print(f"  {'timm:NAME':<{width}}  any timm ResNet by name, e.g. timm:resnet26d")
+            rows["timm:NAME"] = "any timm ResNet by name, e.g. timm:resnet26d"
+        print(("\n" if i else "") + f"{kind}:")
+        width = max((len(n) for n in rows), default=0)
+        for name, description in rows.items():
+            print(f"  {name:<{width}}  {description}")
     return 0
 
 
@@ -149,6 +157,34 @@ def cmd_table(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(ns: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from dgbench.plan import resolve
+    from dgbench.registry import DATASETS
+
+    cfg = resolve({"data.name": ns.name}).data  # the dataset's own image size
+    dataset = DATASETS.get(ns.name)(ns.data_root, cfg.image_size)
+    facts = dataset.describe()
+    inventory = dataset.inventory() if hasattr(dataset, "inventory") else {}
+    print(f"dataset {ns.name}: {type(dataset).__doc__.strip().splitlines()[0]}")
+    for key in ("root", "layout", "cache", "official_splits", "version"):
+        if key in facts:
+            print(f"  {key}: {facts[key]}")
+    rows = []
+    for domain in dataset.domains:
+        sizes = [len(dataset.subset(domain, s, train=False)) for s in ("train", "val", "all")]
+        on_disk = inventory.get("images_on_disk", {}).get(domain, "")
+        rows.append([domain, on_disk, *sizes])
+    print(tabulate(rows, ["domain", "image files", "train", "val", "test (whole domain)"],
+                   tablefmt="simple"))
+    excluded = facts.get("excluded", [])
+    print(f"excluded: {', '.join(excluded) if excluded else 'none'}")
+    problems = inventory.get("problems", [])
+    print(f"problems: {'; '.join(problems) if problems else 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
@@ -162,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ones not finished yet, and print the table. Lists are comma-separated.",
     )
     run.add_argument("--config", metavar="FILE", help="YAML config (CLI flags override it)")
+    run.add_argument("--preset", metavar="NAME",
+                     help="a preset config from scripts/presets/ (see 'dgbench list presets')")
     run.add_argument("--aug", metavar="LIST", help="augmenters, e.g. none,mixstyle,efdmix")
     run.add_argument("--aug-args", metavar="K=V,...",
                      help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
@@ -187,8 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones")
-    lst.add_argument("kind", nargs="?", choices=["augmenters", "datasets", "protocols", "backbones"])
+    lst.add_argument("kind", nargs="?",
+                     choices=["augmenters", "datasets", "protocols", "backbones", "presets"])
     lst.set_defaults(func=cmd_list)
+
+    data = sub.add_parser("data", help="show what a dataset's loader finds: layout, sizes, problems")
+    data.add_argument("name", help="a registered dataset, e.g. pacs")
+    data.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    data.set_defaults(func=cmd_data)
 
     tab = sub.add_parser("table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
@@ -216,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DGBenchError as exc:
         print(f"dgbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("dgbench: interrupted; finished runs are kept, rerun to continue", file=sys.stderr)
         return 130

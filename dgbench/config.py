@@ -29,12 +29,13 @@ class DataConfig:
     image_size: int = 224
     batch_size: int = 64  # total batch; with mix=crossdomain half comes from each domain
     num_workers: int = 0
+    subsample: int | None = None  # at most N images per (domain, split): smoke tests only
 
 
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # registered backbone, or "timm:<name>"
-    stem: str = "imagenet"  # imagenet (7x7/2 conv + max-pool) | small (3x3/1 conv, no pool)
+    stem: str = "imagenet"  # imagenet (7x7/2 conv + pool) | nopool (no pool) | small (3x3/1)
     width: int = 64  # base channel width of a torchvision ResNet (64 = standard)
     pretrained: bool = False  # torchvision / timm ImageNet weights (downloads)
     weights: str | None = None  # local checkpoint; its classifier is replaced
@@ -248,6 +249,31 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     for key, value in flatten_yaml(tree).items():
         set_value(flat, key, value, from_text=False)
     return flat
+
+
+def preset_names() -> dict[str, str]:
+    """Installed presets: name -> the first line of its leading comment."""
+    from importlib.resources import files
+
+    out = {}
+    for entry in sorted(files("dgbench.presets").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text().splitlines()[0] if entry.read_text() else ""
+            out[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip().rstrip(":")
+    return out
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The preset ``name`` (``scripts/presets/<name>.yaml``), checked like a config file."""
+    from importlib.resources import as_file, files
+
+    names = preset_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(names)}")
+    with as_file(files("dgbench.presets") / f"{name}.yaml") as path:
+        return read_yaml(path)
 
 
 def build(flat: dict[str, Any]) -> Config:

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 
 from dgbench.errors import DataError
 
@@ -84,6 +84,14 @@ class TensorDomainSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         return self.transform(self.images[i]), int(self.labels[i]), self.domain_index
+
+
+def subsample(ds: Dataset, limit: int | None) -> Dataset:
+    """At most ``limit`` items, evenly spaced over ``ds`` (deterministic); all when None."""
+    n = len(ds)
+    if limit is None or limit >= n:
+        return ds
+    return Subset(ds, torch.linspace(0, n - 1, limit).round().long().tolist())
 
 
 def concat(parts: Sequence[Dataset]) -> ConcatDataset:

@@ -19,7 +19,7 @@ from dgbench.errors import ConfigError, DataError
 from dgbench.registry import BACKBONES
 
 TIMM_PREFIX = "timm:"
-STEMS = ("imagenet", "small")
+STEMS = ("imagenet", "nopool", "small")
 
 
 # -- torchvision ResNets ------------------------------------------------------------------
@@ -117,8 +117,9 @@ def build_backbone(
 ) -> nn.Module:
     """Build a ResNet classifier for ``num_classes`` classes.
 
-    ``stem="small"`` replaces the 7x7 stride-2 conv and max-pool with one 3x3 stride-1 conv,
-    so small inputs keep large feature maps (32 px -> layer3 at 8x8).
+    Stems: ``imagenet`` (7x7 stride-2 conv + max-pool: /4), ``nopool`` (the same conv, no
+    max-pool: /2; pretrained weights still fit; 64 px -> layer3 at 8x8) and ``small`` (one 3x3
+    stride-1 conv, no max-pool: /1; 32 px -> layer3 at 8x8).
     """
     if stem not in STEMS:
         raise ConfigError(f"model.stem must be one of {', '.join(STEMS)}; got {stem!r}")
@@ -134,6 +135,8 @@ def build_backbone(
             warnings.warn("model.stem=small replaces conv1: its pretrained weights are not used")
         model.conv1 = nn.Conv2d(3, conv.out_channels, 3, stride=1, padding=1, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    elif stem == "nopool":
         model.maxpool = nn.Identity()
     if weights:
         load_local_weights(model, weights, skip_stem=stem == "small")

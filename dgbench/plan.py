@@ -139,6 +139,7 @@ def _check_numbers(cfg: C.Config) -> None:
         (cfg.data.image_size >= 8, "data.image_size must be at least 8"),
         (cfg.data.num_workers >= 0, "data.num_workers must be >= 0"),
         (cfg.model.width >= 1, "model.width must be at least 1"),
+        (cfg.data.subsample is None or cfg.data.subsample >= 1, "data.subsample must be >= 1"),
         (bool(cfg.seeds), "seeds must list at least one seed"),
         (all(s >= 0 for s in cfg.seeds), "seeds must be >= 0"),
         (bool(cfg.aug.names), "aug.names must list at least one augmenter"),

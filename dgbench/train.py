@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from dgbench import config as C
-from dgbench.data import DomainDataset, DomainPairSampler, concat
+from dgbench.data import DomainDataset, DomainPairSampler, concat, subsample
 from dgbench.errors import DGBenchError
 from dgbench.evaluate import autocast, count_correct, evaluate_tests, to_device
 from dgbench.models import build_backbone, insert_augmenters
@@ -75,10 +75,13 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         torch.backends.cudnn.benchmark = False  # the reference harness forces it on
 
     # ---- data: the protocol's parts, one loader each -----------------------------------
-    train_parts = [dataset.subset(d, s, train=True) for d, s in split.train]
+    def part(domain: str, name: str, train: bool) -> Any:
+        return subsample(dataset.subset(domain, name, train), cfg.data.subsample)
+
+    train_parts = [part(d, s, True) for d, s in split.train]
     train_set = concat(train_parts)
-    val_set = concat([dataset.subset(d, s, train=False) for d, s in split.val])
-    test_sets = {name: dataset.subset(d, s, train=False) for name, (d, s) in split.test.items()}
+    val_set = concat([part(d, s, False) for d, s in split.val])
+    test_sets = {name: part(d, s, False) for name, (d, s) in split.test.items()}
     gen = torch.Generator().manual_seed(seed)
     bs = cfg.data.batch_size
     common = dict(num_workers=cfg.data.num_workers, pin_memory=cuda, worker_init_fn=_seed_worker)

@@ -213,3 +213,33 @@ def test_rows_show_insertion_blocks_when_they_differ(results, capsys):
     assert "mixstyle (insert=layer1)" in md and "mixstyle (insert=layer1,layer2,layer3)" in md
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
     assert rows.count("none") == 1  # the identity is the same baseline wherever it sits
+
+
+def test_presets_are_listed_and_load(capsys):
+    from dgbench import config as C
+    from dgbench.plan import resolve
+
+    assert main(["list", "presets"]) == 0
+    out = capsys.readouterr().out
+    names = C.preset_names()
+    for name in ("efdm-pacs-lodo-r18", "efdm-pacs-lodo-r50", "efdm-pacs-single-r18",
+                 "efdm-pacs-single-r50", "pacs-lodo-cpu", "digits-compare"):
+        assert name in names and name in out
+    for name in names:
+        cfg = resolve(C.read_preset(name))  # every preset is a valid, typed config
+        assert cfg.seeds
+    r50 = resolve(C.read_preset("efdm-pacs-lodo-r50"))
+    assert r50.model.backbone == "resnet50" and r50.aug.insert == ["layer1", "layer2"]
+    assert r50.train.epochs == 150 and r50.data.batch_size == 128 and r50.train.sampler == "domain"
+    single = resolve(C.read_preset("efdm-pacs-single-r50"))
+    assert single.aug.insert == ["layer1", "layer2", "layer3"] and single.protocol.name == "single"
+    assert single.train.epochs == 50 and single.aug.args["mix"] == "random"
+
+
+def test_unknown_preset_and_preset_with_config(results, tmp_path, capsys):
+    assert main(["run", "--preset", "efdm-pacs-lodo", "--out", str(results)]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("seeds: [1]\n")
+    assert main(["run", "--preset", "pacs-lodo-cpu", "--config", str(cfg), "--out", str(results)]) == 2
+    assert not results.exists()

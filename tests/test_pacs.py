@@ -85,7 +85,7 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
 
 def test_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.delenv("DGBENCH_DATA", raising=False)
-    with pytest.raises(DataError, match="dgbench download pacs"):
+    with pytest.raises(DataError, match="DGBENCH_DATA"):
         PACS(None, 16)
     with pytest.raises(DataError, match="PACS not found"):
         PACS(str(tmp_path), 16)
@@ -131,3 +131,39 @@ def test_real_pacs_lodo_split_sizes_match_the_protocol():
         assert (n_train, n_val, n_test) == expected[split.name]
     image, label, _ = ds.subset("sketch", "all", train=False)[0]
     assert image.shape == (3, 224, 224) and 0 <= label < 7
+
+
+def test_data_command_reports_layout_sizes_and_problems(tmp_path, capsys):
+    from dgbench.cli import main
+
+    make_tree(tmp_path / "PACS", "images+splits")
+    extra = tmp_path / "PACS" / "images" / "photo" / "dog" / "stray.jpg"
+    Image.new("RGB", (12, 12)).save(extra)
+    assert main(["data", "pacs", "--data-root", str(tmp_path / "PACS")]) == 0
+    out = capsys.readouterr().out
+    assert "layout: images+splits" in out and "official_splits: True" in out
+    assert "excluded: sketch/dog/n02103406_4068-1.png" in out
+    assert "1 image files are in no split file, e.g. photo/dog/stray.jpg" in out
+    photo = next(line for line in out.splitlines() if line.startswith("photo"))
+    assert photo.split() == ["photo", str(7 * PER_CLASS + 1), "21", "7", str(7 * PER_CLASS)]
+    assert main(["data", "pacs", "--data-root", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real PACS not in ../shared/data/PACS")
+def test_short_real_run_on_a_slice_of_pacs(tmp_path):
+    """The CPU preset's whole pipeline on real images: a few batches of each part."""
+    import json
+
+    from dgbench.cli import main
+
+    out = tmp_path / "res"
+    assert main(["run", "--preset", "pacs-lodo-cpu", "--data-root", str(REAL), "--targets",
+                 "photo", "--aug", "efdmix", "--out", str(out), "--no-progress",
+                 "train.epochs=1", "data.subsample=48"]) == 0
+    (path,) = out.rglob("record.json")
+    rec = json.loads(path.read_text())
+    assert rec["sizes"] == {"train": 3 * 48, "val": 3 * 48, "test": {"photo": 48}}
+    assert rec["config"]["aug"]["args"]["mix"] == "crossdomain"
+    assert rec["config"]["train"]["sampler"] == "domain"
+    assert rec["dataset"]["excluded"] == list(EXCLUDED) and rec["dataset"]["titles"]["photo"] == "Photo"
+    assert rec["split"]["sources"] == ["art_painting", "cartoon", "sketch"]
