@@ -99,11 +99,13 @@ def concat(parts: Sequence[Dataset]) -> ConcatDataset:
 
 
 class DomainPairSampler(Sampler[list[int]]):
-    """Batches of ``batch // 2`` items from each of two randomly chosen domains, laid out [A | B].
+    """Batches of ``batch // 2`` items from each of two domains, laid out [A | B].
 
-    For ``mix=crossdomain`` (Dassl's RandomDomainSampler with two domains per batch). The
-    epoch has a fixed number of batches, ``len(dataset) // batch``, so it never depends on
-    the draw; each domain's indices are reshuffled whenever they run out.
+    For ``mix=crossdomain`` (after Dassl's RandomDomainSampler with two domains per batch).
+    The pairs are drawn from shuffled rounds over the domains, so every source domain appears
+    within every ``ceil(domains / 2)`` batches (Dassl draws each pair independently, and a
+    short epoch can miss a domain). The epoch has a fixed ``len(dataset) // batch`` batches,
+    never depending on the draw; each domain's indices are reshuffled whenever they run out.
     """
 
     def __init__(self, domain_sizes: Sequence[int], batch_size: int, generator: torch.Generator):
@@ -117,6 +119,7 @@ class DomainPairSampler(Sampler[list[int]]):
         self.generator = generator
         self.num_batches = max(1, sum(domain_sizes) // batch_size)
         self._pools: list[list[int]] = [[] for _ in domain_sizes]
+        self._rounds: list[int] = []
 
     def __len__(self) -> int:
         return self.num_batches
@@ -132,7 +135,19 @@ class DomainPairSampler(Sampler[list[int]]):
             self._pools[d] = self._pools[d][k:]
         return out
 
+    def _pair(self) -> list[int]:
+        picked: list[int] = []
+        while len(picked) < 2:
+            if not self._rounds:
+                self._rounds = torch.randperm(len(self.sizes), generator=self.generator).tolist()
+            d = self._rounds.pop(0)
+            if d in picked:  # a new round began with the domain just taken: use it later
+                self._rounds.append(d)
+                continue
+            picked.append(d)
+        return picked
+
     def __iter__(self) -> Iterator[list[int]]:
         for _ in range(self.num_batches):
-            a, b = torch.randperm(len(self.sizes), generator=self.generator)[:2].tolist()
+            a, b = self._pair()
             yield self._take(a, self.half_a) + self._take(b, self.half_b)

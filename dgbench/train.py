@@ -33,7 +33,9 @@ DEVIATIONS = [
     "sampler's epoch length varies).",
     "Augmenter gate: drawn from torch's CPU generator (lambda and pairing on the feature's "
     "device), seeded by the run's seed; the official code uses Python's random module.",
-    "Domain sampler: a fixed number of batches per epoch, len(train) // batch.",
+    "Domain sampler: a fixed number of batches per epoch, len(train) // batch, with the "
+    "domain pairs drawn in shuffled rounds so that every source domain appears every "
+    "ceil(domains / 2) batches (Dassl draws each pair independently).",
 ]
 
 

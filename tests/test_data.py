@@ -100,6 +100,16 @@ def test_domain_pair_sampler_layout(batch):
         assert len(first) == 1 and len(second) == 1 and first != second
 
 
+@pytest.mark.parametrize("n_domains", [2, 3, 5])
+def test_domain_pair_sampler_uses_every_source_each_epoch(n_domains):
+    sizes = [6] * n_domains
+    batch = 4
+    for seed in range(20):
+        sampler = DomainPairSampler(sizes, batch, torch.Generator().manual_seed(seed))
+        used = {i // 6 for b in sampler for i in b}
+        assert used == set(range(n_domains)), f"seed {seed}: an epoch missed a domain"
+
+
 def test_domain_pair_sampler_is_seeded_and_refuses_one_domain():
     a = list(DomainPairSampler([5, 5], 4, torch.Generator().manual_seed(3)))
     b = list(DomainPairSampler([5, 5], 4, torch.Generator().manual_seed(3)))
