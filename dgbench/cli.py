@@ -49,7 +49,7 @@ def _keys_help() -> str:
 
 def _parse_aug_args(text: str) -> dict[str, Any]:
     """``alpha=0.3,mix=crossdomain,mixstyle.p=1`` -> checked later against the signatures."""
-    from dgbench.plan import CliText
+    from dgbench.config import CliText
 
     args: dict[str, Any] = {}
     # split on commas that start a new key=value pair, so values may hold commas
@@ -121,9 +121,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
-    from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
-
     from dgbench.config import preset_names
+    from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
 
     kinds = {"augmenters": AUGMENTERS, "datasets": DATASETS, "protocols": PROTOCOLS,
              "backbones": BACKBONES, "presets": None}

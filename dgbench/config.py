@@ -82,6 +82,10 @@ class Config:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
+class CliText(str):
+    """A value typed on the command line: converted to the parameter's type, not refused."""
+
+
 # -- field table --------------------------------------------------------------------------
 def _leaf_types(cls: type = Config, prefix: str = "") -> dict[str, Any]:
     """Dotted key -> type annotation, for every leaf field."""
@@ -205,8 +209,8 @@ def set_value(flat: dict[str, Any], key: str, value: Any, from_text: bool) -> No
     """Type-check and store one dotted key; ``aug.args.NAME`` sets one augmenter argument."""
     if key.startswith("aug.args."):
         sub = key[len("aug.args."):]
-        if from_text:
-            value = yaml.safe_load(value) if isinstance(value, str) and value else value
+        if from_text and isinstance(value, str):
+            value = CliText(value)  # converted once the augmenter's signature is known
         args = dict(flat.get("aug.args", {}))
         head, _, tail = sub.partition(".")
         if tail:  # aug.args.mixstyle.alpha

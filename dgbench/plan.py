@@ -26,10 +26,6 @@ SAMPLERS = ("auto", "random", "domain")
 AMP_DTYPES = ("bfloat16", "float16")
 
 
-class CliText(str):
-    """A value typed on the command line: converted to the parameter's type, not refused."""
-
-
 @dataclass
 class Run:
     config: C.Config  # resolved, single augmenter / seed / split
@@ -101,7 +97,7 @@ def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[
             continue  # a shared argument that this augmenter does not take
         default = params[key].default
         tp = hints.get(key, type(default) if default not in (None, params[key].empty) else Any)
-        kwargs[key] = C.coerce(f"aug.args.{key}", value, tp, isinstance(value, CliText))
+        kwargs[key] = C.coerce(f"aug.args.{key}", value, tp, isinstance(value, C.CliText))
     missing = [n for n, p in params.items() if n not in kwargs]
     if missing:
         raise ConfigError(f"augmenter {name} needs arguments {', '.join(missing)}")
@@ -109,7 +105,7 @@ def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[
         cls(**kwargs)  # the augmenter checks its own values
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"augmenter {name}: {exc}") from None
-    return {k: (str(v) if isinstance(v, CliText) else v) for k, v in kwargs.items()}
+    return {k: (str(v) if isinstance(v, C.CliText) else v) for k, v in kwargs.items()}
 
 
 def _check_shared_args(args: dict[str, Any], names: list[str]) -> None:

@@ -243,3 +243,10 @@ def test_unknown_preset_and_preset_with_config(results, tmp_path, capsys):
     cfg.write_text("seeds: [1]\n")
     assert main(["run", "--preset", "pacs-lodo-cpu", "--config", str(cfg), "--out", str(results)]) == 2
     assert not results.exists()
+
+
+def test_dotted_augmenter_argument_override(results):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "aug.args.alpha=0.25",
+                    "aug.args.efdmix.p=1")) == 0
+    (rec,) = records_under(results)
+    assert rec["config"]["aug"]["args"]["alpha"] == 0.25 and rec["config"]["aug"]["args"]["p"] == 1.0

@@ -6,7 +6,8 @@ import pytest
 
 from dgbench import config as C
 from dgbench.errors import ConfigError
-from dgbench.plan import CliText, augmenter_kwargs, resolve
+from dgbench.config import CliText
+from dgbench.plan import augmenter_kwargs, resolve
 
 
 def write(tmp_path, text):
