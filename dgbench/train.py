@@ -58,6 +58,14 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
+def eval_loader(ds: Any, batch_size: int, **kwargs: Any) -> DataLoader:
+    """An in-order loader with its own generator: a DataLoader without one draws its worker
+    seed from torch's global RNG on every pass, so evaluating (or not) would change the
+    training run's random stream."""
+    return DataLoader(ds, batch_size=batch_size, shuffle=False,
+                      generator=torch.Generator().manual_seed(0), **kwargs)
+
+
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     """torch's CosineAnnealingLR(T_max=epochs, eta_min=0) value at the start of ``epoch``."""
     return base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
@@ -96,11 +104,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
             generator=gen, **common,
         )
 
-    def eval_loader(ds: Any) -> DataLoader:
-        return DataLoader(ds, batch_size=2 * bs, shuffle=False, **common)
-
-    val_loader = eval_loader(val_set)
-    test_loaders = {name: eval_loader(ds) for name, ds in test_sets.items()}
+    val_loader = eval_loader(val_set, 2 * bs, **common)
+    test_loaders = {name: eval_loader(ds, 2 * bs, **common) for name, ds in test_sets.items()}
 
     # ---- model: backbone + augmenter at the named blocks ---------------------------------
     name = cfg.aug.names[0]

@@ -138,3 +138,18 @@ def test_schedule_is_set_from_progress_and_reaches_its_end(tmp_path):
     lrs = [h["lr"] for h in json.loads(path.read_text())["history"]]
     assert lrs == [pytest.approx(cosine_lr(0.1, e, 3)) for e in range(3)]
     assert cosine_lr(0.1, 0, 3) == 0.1 and cosine_lr(0.1, 3, 3) == pytest.approx(0.0)
+
+
+def test_evaluation_does_not_touch_the_training_rng():
+    from dgbench.train import eval_loader
+
+    ds = TensorDataset(torch.zeros(10, 1), torch.zeros(10, dtype=torch.long), torch.zeros(10))
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    for _ in range(3):
+        for _batch in eval_loader(ds, 4):
+            pass
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for _batch in DataLoader(ds, batch_size=4):  # the pitfall it avoids
+        pass
+    assert not torch.equal(torch.random.get_rng_state(), state)
