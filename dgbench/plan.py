@@ -192,7 +192,7 @@ def make_plan(cfg: C.Config) -> Plan:
             f"{', '.join(models.stage_names(probe))}"
         )
     if cfg.model.weights:
-        models.load_local_weights(probe, cfg.model.weights)
+        models.load_local_weights(probe, cfg.model.weights, skip_stem=cfg.model.stem == "small")
 
     experiment = cfg.experiment or f"{cfg.data.name}-{cfg.protocol.name}"
     data_version = dataset.describe().get("version")

@@ -250,3 +250,16 @@ def test_dotted_augmenter_argument_override(results):
                     "aug.args.efdmix.p=1")) == 0
     (rec,) = records_under(results)
     assert rec["config"]["aug"]["args"]["alpha"] == 0.25 and rec["config"]["aug"]["args"]["p"] == 1.0
+
+
+def test_weights_flag_end_to_end_with_an_imagenet_stem_checkpoint(results, tmp_path):
+    import torch
+
+    from dgbench.models import build_backbone
+
+    ckpt = tmp_path / "r18w8.pth"
+    torch.save(build_backbone("resnet18", 10, stem="imagenet", width=8).state_dict(), ckpt)
+    with pytest.warns(UserWarning, match="conv1"):  # toy uses the small stem: conv1 is new
+        assert main(toy(results, "--aug", "none", "--targets", "red", "--weights", str(ckpt))) == 0
+    (rec,) = records_under(results)
+    assert rec["config"]["model"]["weights"] == str(ckpt)
