@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -32,8 +33,6 @@ def execute(
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Train every run of ``plan`` that is not finished yet; return all the plan's records."""
-    import json
-
     from dgbench.train import train_run
 
     exp_dir = Path(out) / plan.experiment
