@@ -262,7 +262,8 @@ def preset_names() -> dict[str, str]:
     out = {}
     for entry in sorted(files("dgbench.presets").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            first = entry.read_text().splitlines()[0] if entry.read_text() else ""
+            lines = entry.read_text().splitlines()
+            first = lines[0] if lines else ""
             out[entry.name[: -len(".yaml")]] = first.lstrip("# ").strip().rstrip(":")
     return out
 

@@ -192,10 +192,8 @@ def default_insert(model: nn.Module) -> list[str]:
     return ["layer1", "layer2"] if bottleneck else ["layer1", "layer2", "layer3"]
 
 
-def insert_augmenters(
-    model: nn.Module, points: list[str], make: Callable[[], nn.Module], name: str
-) -> nn.Module:
-    """Append a fresh augmenter (``make()``) to each named stage, as child ``<stage>.<name>``."""
+def check_insert(model: nn.Module, points: list[str]) -> None:
+    """Refuse insertion blocks that are not stages of ``model``, or that repeat."""
     valid = stage_names(model)
     bad = [p for p in points if p not in valid]
     if bad:
@@ -204,6 +202,13 @@ def insert_augmenters(
         )
     if len(set(points)) != len(points):
         raise ConfigError(f"insertion blocks repeat: {', '.join(points)}")
+
+
+def insert_augmenters(
+    model: nn.Module, points: list[str], make: Callable[[], nn.Module], name: str
+) -> nn.Module:
+    """Append a fresh augmenter (``make()``) to each named stage, as child ``<stage>.<name>``."""
+    check_insert(model, points)
     for point in points:
         stage = getattr(model, point)
         stage.add_module(name, make())

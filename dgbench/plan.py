@@ -185,12 +185,7 @@ def make_plan(cfg: C.Config) -> Plan:
         cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width
     )
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else models.default_insert(probe)
-    bad = [b for b in insert if b not in models.stage_names(probe)]
-    if bad:
-        raise ConfigError(
-            f"unknown insertion block {', '.join(bad)} for {cfg.model.backbone}; valid blocks: "
-            f"{', '.join(models.stage_names(probe))}"
-        )
+    models.check_insert(probe, insert)  # the same check insertion makes, before any run
     if cfg.model.weights:
         models.load_local_weights(probe, cfg.model.weights, skip_stem=cfg.model.stem == "small")
 

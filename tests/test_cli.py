@@ -151,6 +151,7 @@ BAD = [
     (["--protocol", "lodoo"], "unknown protocol 'lodoo'"),
     (["--backbone", "resnet19"], "unknown backbone 'resnet19'"),
     (["--insert", "layer9"], "valid blocks: layer1, layer2, layer3, layer4"),
+    (["--insert", "layer1,layer1"], "insertion blocks repeat"),
     (["--targets", "purple"], "purple not in this protocol's splits"),
     (["--aug", "efdmix", "--aug-args", "alpha=abc"], "aug.args.alpha must be a number"),
     (["--aug", "efdmix", "--aug-args", "beta=1"], "no augmenter in efdmix takes the argument 'beta'"),
