@@ -165,7 +165,7 @@ def cmd_data(ns: argparse.Namespace) -> int:
     cfg = resolve({"data.name": ns.name}).data  # the dataset's own image size
     dataset = DATASETS.get(ns.name)(ns.data_root, cfg.image_size)
     facts = dataset.describe()
-    inventory = dataset.inventory() if hasattr(dataset, "inventory") else {}
+    inventory = dataset.inventory()
     print(f"dataset {ns.name}: {type(dataset).__doc__.strip().splitlines()[0]}")
     for key in ("root", "layout", "cache", "official_splits", "version"):
         if key in facts:

@@ -58,6 +58,10 @@ class DomainDataset:
         """Facts for the run record (version, source, checksum ...)."""
         return {}
 
+    def inventory(self) -> dict[str, Any]:
+        """What is on disk, for ``dgbench data``: ``images_on_disk`` per domain, ``problems``."""
+        return {}
+
     def check_domain(self, domain: str) -> None:
         if domain not in self.domains:
             raise DataError(
