@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,20 @@ WHERE_TO_GET = (
     "Get PACS from the authors' page (https://domaingeneralization.github.io/), then pass "
     "--data-root DIR or set DGBENCH_DATA. Accepted layouts: "
     "images/<domain>/<class>/ + splits/*_kfold.txt; kfold/<domain>/<class>/ with the split "
-    "files beside it; or DomainBed's <domain>/<class>/ (no split files)."
+    "files beside it; or DomainBed's <domain>/<class>/ (no split files). "
+    "Or run 'dgbench download pacs --dest DIR'."
 )
+# The archive Dassl's PACS loader downloads (images/ + splits/ in a top folder 'pacs/').
+DOWNLOAD_URL = (
+    "https://drive.usercontent.google.com/download"
+    "?id=1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE&export=download&confirm=t"
+)
+# No checksum of that archive is published, and a zip's bytes change when it is re-packed, so
+# the download is verified by content: the sha256 over every image file (path + sha256 of its
+# bytes, sorted; the broken sketch included) and over the 12 split files, as computed from the
+# copy in ../shared/data/PACS (9,991 images). See dgbench.download.tree_digest.
+IMAGES_SHA256 = "c2728f61ff75cfd7438b12e1c334a97dfef6fb1079791f0f3699e271a374c068"
+SPLITS_SHA256 = "3806c4061655dec916791500de1e87111c2ed650553609eb67510980a7f156e7"
 
 
 @dataclass
@@ -92,6 +105,68 @@ def find_layout(root: str | None) -> Layout:
             if _has_domains(images):
                 return Layout(folder, images, None, "domainbed")
     raise DataError(f"PACS not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
+
+
+def content_digests(layout: Layout) -> dict[str, str | None]:
+    """The content digests the download is checked against (``splits`` None without split files)."""
+    from dgbench.download import tree_digest
+
+    images = [p for d in DOMAINS for p in sorted((layout.images / d).rglob("*"))
+              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    splits = sorted(layout.splits.glob("*_kfold.txt")) if layout.splits else []
+    return {
+        "images": tree_digest(layout.images, images),
+        "splits": tree_digest(layout.splits, splits) if layout.splits else None,
+    }
+
+
+def download(dest: Path, url: str = DOWNLOAD_URL, sha256: str | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Fetch PACS into ``dest/PACS`` (images/ + splits/), verified, or write nothing there.
+
+    ``sha256``, if given, must equal the archive's; the extracted images and split files must
+    always match :data:`IMAGES_SHA256` / :data:`SPLITS_SHA256`.
+    """
+    from dgbench.download import extract_zip, fetch, remove, sha256_file
+
+    final = dest / "PACS"
+    if final.exists():
+        raise DataError(f"{final} already exists; check it with 'dgbench data pacs --data-root "
+                        f"{dest}', or remove it to download again")
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".pacs-download-", dir=dest))
+    try:
+        archive = fetch(url, staging / "pacs.zip", progress)
+        archive_sha = sha256_file(archive)
+        if sha256 and archive_sha != sha256.strip().lower():
+            raise DataError(f"the archive from {url} has sha256 {archive_sha}, not the expected "
+                            f"{sha256}; nothing was installed")
+        extract_zip(archive, staging / "extracted")
+        archive.unlink()
+        try:
+            layout = find_layout(str(staging / "extracted"))
+        except DataError:
+            raise DataError(f"the archive from {url} holds no PACS domains folders; nothing "
+                            "was installed") from None
+        if layout.splits is None:
+            raise DataError(f"the archive from {url} has no official split files "
+                            "(*_kfold.txt); nothing was installed")
+        digests = content_digests(layout)
+        wrong = [f"{k} {digests[k]} (expected {want})"
+                 for k, want in (("images", IMAGES_SHA256), ("splits", SPLITS_SHA256))
+                 if digests[k] != want]
+        if wrong:
+            raise DataError(f"the files from {url} differ from the reference PACS: "
+                            f"{'; '.join(wrong)}; nothing was installed")
+        built = staging / "PACS"
+        (built / "splits").mkdir(parents=True)
+        for f in layout.splits.glob("*_kfold.txt"):
+            f.replace(built / "splits" / f.name)
+        layout.images.replace(built / "images")
+        built.replace(final)
+    finally:
+        remove(staging)
+    return {"path": str(final), "archive_sha256": archive_sha, **digests}
 
 
 def read_split_file(path: Path, images: Path) -> list[tuple[str, int]]:
@@ -224,6 +299,11 @@ class PACS(DomainDataset):
             self.layout.images, self.splits[domain][split], self.domains.index(domain),
             transforms(self.image_size, train),
         )
+
+    @classmethod
+    def download(cls, dest: Path, url: str | None = None, sha256: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+        return download(dest, url or DOWNLOAD_URL, sha256, progress)
 
     def inventory(self) -> dict[str, Any]:
         """What is on disk, for ``dgbench data pacs``: image files per domain, unlisted files."""

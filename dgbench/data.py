@@ -58,6 +58,15 @@ class DomainDataset:
         """Facts for the run record (version, source, checksum ...)."""
         return {}
 
+    #: said by ``dgbench download NAME`` for a dataset that has no downloader
+    download_note: ClassVar[str] = "it has no downloader; get its files by hand"
+
+    @classmethod
+    def download(cls, dest: Path, url: str | None = None, sha256: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+        """Fetch the dataset into ``dest`` and verify it; returns facts to print (``path``...)."""
+        raise DataError(f"nothing to download for {cls.__name__}: {cls.download_note}")
+
     def inventory(self) -> dict[str, Any]:
         """What is on disk, for ``dgbench data``: ``images_on_disk`` per domain, ``problems``."""
         return {}

@@ -167,3 +167,109 @@ def test_short_real_run_on_a_slice_of_pacs(tmp_path):
     assert rec["config"]["train"]["sampler"] == "domain"
     assert rec["dataset"]["excluded"] == list(EXCLUDED) and rec["dataset"]["titles"]["photo"] == "Photo"
     assert rec["split"]["sources"] == ["art_painting", "cartoon", "sketch"]
+
+
+# -- dgbench download pacs: against local archives (file:// URLs) ---------------------------
+def _zip_tree(tree: Path, archive: Path, top: str, extra: dict[str, bytes] | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(tree.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"{top}/{f.relative_to(tree).as_posix()}")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return archive
+
+
+@pytest.fixture
+def pinned_fixture(tmp_path, monkeypatch):
+    """A fixture PACS tree whose content digests are pinned as the reference ones."""
+    from dgbench.datasets import pacs
+
+    tree = make_tree(tmp_path / "src" / "pacs", "images+splits")
+    digests = pacs.content_digests(find_layout(str(tree)))
+    monkeypatch.setattr(pacs, "IMAGES_SHA256", digests["images"])
+    monkeypatch.setattr(pacs, "SPLITS_SHA256", digests["splits"])
+    return tree
+
+
+def _leftovers(dest: Path) -> list[str]:
+    return sorted(p.name for p in dest.iterdir()) if dest.exists() else []
+
+
+def test_download_installs_a_verified_archive(tmp_path, pinned_fixture, capsys):
+    from dgbench.cli import main
+    from dgbench.download import sha256_file
+
+    archive = _zip_tree(pinned_fixture, tmp_path / "pacs.zip", "pacs",
+                        extra={"__MACOSX/pacs/._junk": b"resource fork"})
+    dest = tmp_path / "data"
+    code = main(["download", "pacs", "--dest", str(dest), "--url", archive.as_uri(),
+                 "--sha256", sha256_file(archive).upper(), "--no-progress"])
+    assert code == 0
+    assert sha256_file(archive) in capsys.readouterr().out
+    assert _leftovers(dest) == ["PACS"]  # no staging folder, no __MACOSX
+    assert sorted(p.name for p in (dest / "PACS").iterdir()) == ["images", "splits"]
+    ds = PACS(str(dest), 16)
+    assert ds.layout.name == "images+splits" and len(ds.splits["photo"]["all"]) == 7 * PER_CLASS
+    # a second download refuses to overwrite
+    assert main(["download", "pacs", "--dest", str(dest), "--url", archive.as_uri()]) == 2
+
+
+def test_download_normalises_the_original_kfold_layout(tmp_path, pinned_fixture, monkeypatch):
+    from dgbench.datasets import pacs
+
+    tree = make_tree(tmp_path / "orig", "kfold")  # kfold/<domain>/... with split files beside
+    monkeypatch.setattr(pacs, "IMAGES_SHA256", pacs.content_digests(find_layout(str(tree)))["images"])
+    archive = _zip_tree(tree, tmp_path / "orig.zip", "PACS")
+    facts = pacs.download(tmp_path / "data", archive.as_uri(), progress=False)
+    assert facts["path"] == str(tmp_path / "data" / "PACS")
+    assert PACS(str(tmp_path / "data"), 16).layout.name == "images+splits"
+
+
+@pytest.mark.parametrize("case", ["archive checksum", "changed image", "no split files",
+                                  "not a zip", "escaping member", "unreachable"])
+def test_download_failures_leave_nothing(tmp_path, pinned_fixture, case):
+    from dgbench.datasets import pacs
+
+    tree, sha = pinned_fixture, None
+    archive = tmp_path / "pacs.zip"
+    if case == "changed image":
+        f = tree / "images" / "photo" / "dog" / "img_0.jpg"
+        f.write_bytes(f.read_bytes() + b"\0")
+    if case == "no split files":
+        for f in (tree / "splits").iterdir():
+            f.unlink()
+    if case == "not a zip":
+        archive.write_bytes(b"<html>quota exceeded</html>")
+    else:
+        _zip_tree(tree, archive, "pacs",
+                  extra={"../evil.txt": b"x"} if case == "escaping member" else None)
+    if case == "archive checksum":
+        sha = "0" * 64
+    url = (tmp_path / "missing.zip").as_uri() if case == "unreachable" else archive.as_uri()
+    dest = tmp_path / "data"
+    with pytest.raises(DataError) as err:
+        pacs.download(dest, url, sha, progress=False)
+    expected = {"archive checksum": "sha256", "changed image": "differ from the reference",
+                "no split files": "no official split files", "not a zip": "not a readable zip",
+                "escaping member": "outside the destination", "unreachable": "could not download"}
+    assert expected[case] in str(err.value)
+    assert _leftovers(dest) == []
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_download_of_a_dataset_without_a_downloader(capsys):
+    from dgbench.cli import main
+
+    assert main(["download", "digits", "--dest", "unused"]) == 2
+    assert "scikit-learn" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real PACS not present at ../shared/data/PACS")
+def test_pinned_digests_match_the_real_copy():
+    from dgbench.datasets import pacs
+
+    digests = pacs.content_digests(find_layout(str(REAL)))
+    assert digests == {"images": pacs.IMAGES_SHA256, "splits": pacs.SPLITS_SHA256}
