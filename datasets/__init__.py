@@ -3,6 +3,6 @@
 Every module here must be imported below: ``tests/test_registry.py`` fails when one is left out.
 """
 
-from dgbench.datasets import digits, pacs
+from dgbench.datasets import digits, grid, market1501, pacs
 
-__all__ = ["digits", "pacs"]
+__all__ = ["digits", "grid", "market1501", "pacs"]

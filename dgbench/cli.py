@@ -19,6 +19,9 @@ FLAG_KEYS = {
     "aug": "aug.names",
     "protocol": "protocol.name",
     "dataset": "data.name",
+    "source": "data.name",
+    "target": "protocol.target",
+    "splits": "protocol.splits",
     "data_root": "data.root",
     "targets": "protocol.targets",
     "seeds": "seeds",
@@ -81,6 +84,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         user = C.read_preset(ns.preset)
     elif ns.config:
         user = C.read_yaml(ns.config)
+    if ns.dataset and ns.source and ns.dataset != ns.source:
+        raise DGBenchError("--source and --dataset name the training dataset: give one")
     for flag, key in FLAG_KEYS.items():
         value = getattr(ns, flag)
         if value is not None:
@@ -164,9 +169,12 @@ def cmd_data(ns: argparse.Namespace) -> int:
 
     cfg = resolve({"data.name": ns.name}).data  # the dataset's own image size
     dataset = DATASETS.get(ns.name)(ns.data_root, cfg.image_size)
+    print(f"dataset {ns.name}: {type(dataset).__doc__.strip().splitlines()[0]}")
+    if getattr(dataset, "task", None) == "reid":
+        print("\n".join(dataset.report()))
+        return 0
     facts = dataset.describe()
     inventory = dataset.inventory()
-    print(f"dataset {ns.name}: {type(dataset).__doc__.strip().splitlines()[0]}")
     for key in ("root", "layout", "cache", "official_splits", "version"):
         if key in facts:
             print(f"  {key}: {facts[key]}")
@@ -199,6 +207,17 @@ def cmd_download(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_reid(ns: argparse.Namespace) -> int:
+    from dgbench.synthreid import generate
+
+    paths = generate(ns.dest, seed=ns.seed, scale=ns.scale)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    print(f"use them with --data-root {ns.dest}, e.g. dgbench run --preset reid-synth-cpu "
+          f"--data-root {ns.dest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
@@ -219,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
     run.add_argument("--protocol", metavar="NAME", help="protocol (default lodo)")
     run.add_argument("--dataset", metavar="NAME", help="dataset (default digits)")
+    run.add_argument("--source", metavar="NAME", help="reid: the training dataset (= --dataset)")
+    run.add_argument("--target", metavar="NAME", help="reid: the dataset to rank, e.g. grid")
+    run.add_argument("--splits", metavar="LIST",
+                     help="reid: splits of a multi-split dataset (GRID: 0..9; default all)")
     run.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
     run.add_argument("--targets", metavar="LIST", help="only these splits (LODO: target domains)")
     run.add_argument("--seeds", metavar="LIST", help="seeds, e.g. 1,2,3 (default 1)")
@@ -260,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--sha256", metavar="HEX", help="expected sha256 of the archive itself")
     down.add_argument("--no-progress", action="store_true", help="no progress bar")
     down.set_defaults(func=cmd_download)
+
+    synth = sub.add_parser(
+        "synth-reid", help="write a generated Market-1501 + GRID stand-in (real layouts) to DEST",
+        description="Generated person images in the exact Market-1501 and GRID layouts and "
+        "file names, for tests and CPU smoke runs of the reid protocol; not a benchmark.",
+    )
+    synth.add_argument("dest", help="folder to write Market-1501-v15.09.15/ and underground_reid/ in")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--scale", type=int, default=1, help="multiply the number of identities")
+    synth.set_defaults(func=cmd_synth_reid)
 
     tab = sub.add_parser("table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")

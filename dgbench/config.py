@@ -39,6 +39,8 @@ class ModelConfig:
     width: int = 64  # base channel width of a torchvision ResNet (64 = standard)
     pretrained: bool = False  # torchvision / timm ImageNet weights (downloads)
     weights: str | None = None  # local checkpoint; its classifier is replaced
+    feature_dim: int = 512  # reid: the fc + BN + ReLU neck's width (the retrieval feature)
+    last_stride: int = 1  # reid: stride of layer4 (1 keeps a 16x8 map at 256x128)
 
 
 @dataclass
@@ -57,7 +59,11 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: str = "cosine"  # cosine | constant; set from training progress at every epoch
+    schedule: str = "cosine"  # cosine | step | constant; set from training progress every epoch
+    step_epochs: list[int] = field(default_factory=lambda: [20])  # step: lr x step_gamma at each
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0  # of the cross-entropy loss (reid: 0.1)
+    backbone_lr_mult: float = 1.0  # lr multiplier of the trunk vs the new layers (reid: 0.2)
     sampler: str = "auto"  # auto | random | domain (auto: domain when mix=crossdomain)
     amp: bool = True  # CUDA only: autocast
     amp_dtype: str = "bfloat16"  # bfloat16 | float16 (float16 adds a gradient scaler)
@@ -68,6 +74,8 @@ class TrainConfig:
 class ProtocolConfig:
     name: str = "lodo"
     targets: list[str] | None = None  # which splits to run (LODO: held-out domains); None: all
+    target: str | None = None  # reid: the dataset tested on (data.name is the source)
+    splits: list[int] | None = None  # reid: which splits of a multi-split dataset; None: all
 
 
 @dataclass

@@ -25,6 +25,19 @@ def summary(plan: Plan) -> str:
     )
 
 
+def outcome(record: dict[str, Any]) -> str:
+    """One line: what a finished run scored, and how fast it trained."""
+    final, timing = record["final"], record["timing"]
+    speed = f"({timing['wall_s']:.0f} s, {timing['images_per_s']:.0f} img/s)"
+    if "mean" in final:  # reid
+        m, sd = final["mean"], final["std"]
+        spread = f" over {len(final['test'])} splits (std {100 * sd['mAP']:.1f} / " \
+                 f"{100 * sd['rank1']:.1f})" if len(final["test"]) > 1 else ""
+        return f"mAP {100 * m['mAP']:.1f}  R1 {100 * m['rank1']:.1f}{spread}  {speed}"
+    tests = "  ".join(f"{k} {100 * v['acc']:.1f}" for k, v in final["test"].items())
+    return f"source-val {100 * final['val_acc']:.1f}  test {tests}  {speed}"
+
+
 def execute(
     plan: Plan,
     out: str | Path,
@@ -51,13 +64,9 @@ def execute(
             run_dir / CONFIG,
             {"run_id": run.run_id, "label": run.label(), "config": C.to_dict(run.config)},
         )
-        record = train_run(run, plan.dataset, progress=progress)
+        record = train_run(run, plan.dataset, progress=progress, target=plan.target)
         atomic_write_json(run_dir / RECORD, record)
         (run_dir / DONE).touch()  # last: only now is the run finished
-        tests = "  ".join(f"{k} {100 * v['acc']:.1f}" for k, v in record["final"]["test"].items())
-        log(
-            f"{head}: source-val {100 * record['final']['val_acc']:.1f}  test {tests}  "
-            f"({record['timing']['wall_s']:.0f} s, {record['timing']['images_per_s']:.0f} img/s)"
-        )
+        log(f"{head}: {outcome(record)}")
         records.append(record)
     return records

@@ -21,7 +21,7 @@ from dgbench.errors import ConfigError
 from dgbench.protocols import Protocol, Split
 from dgbench.registry import AUGMENTERS, DATASETS, PROTOCOLS
 
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "step", "constant")
 SAMPLERS = ("auto", "random", "domain")
 AMP_DTYPES = ("bfloat16", "float16")
 
@@ -51,6 +51,7 @@ class Plan:
     dataset: DomainDataset
     protocol: Protocol
     runs: list[Run]
+    target: DomainDataset | None = None  # reid: the dataset tested on
 
 
 def resolve(user: dict[str, Any]) -> C.Config:
@@ -140,6 +141,12 @@ def _check_numbers(cfg: C.Config) -> None:
         (all(s >= 0 for s in cfg.seeds), "seeds must be >= 0"),
         (bool(cfg.aug.names), "aug.names must list at least one augmenter"),
         (cfg.train.schedule in SCHEDULES, f"train.schedule must be one of {SCHEDULES}"),
+        (all(e >= 1 for e in cfg.train.step_epochs), "train.step_epochs must be >= 1"),
+        (cfg.train.step_gamma > 0, "train.step_gamma must be positive"),
+        (0 <= cfg.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
+        (cfg.train.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
+        (cfg.model.feature_dim >= 1, "model.feature_dim must be at least 1"),
+        (cfg.model.last_stride in (1, 2), "model.last_stride must be 1 or 2"),
         (cfg.train.sampler in SAMPLERS, f"train.sampler must be one of {SAMPLERS}"),
         (cfg.train.amp_dtype in AMP_DTYPES, f"train.amp_dtype must be one of {AMP_DTYPES}"),
     ]
@@ -179,17 +186,43 @@ def make_plan(cfg: C.Config) -> Plan:
     models.check_backbone(cfg.model.backbone)
     device = resolve_device(cfg.device)
     dataset = DATASETS.get(cfg.data.name)(cfg.data.root, cfg.data.image_size)
-    splits = protocol.select(dataset, cfg.protocol.targets)
+    reid = getattr(dataset, "task", None) == "reid"
+    target = None
+    if protocol.needs_target:
+        if not cfg.protocol.target:
+            raise ConfigError(f"protocol {cfg.protocol.name} needs protocol.target (--target "
+                              "NAME): the dataset to test on")
+        if cfg.protocol.target == cfg.data.name:
+            raise ConfigError("protocol.target must differ from data.name (cross-dataset)")
+        target = DATASETS.get(cfg.protocol.target)(cfg.data.root, cfg.data.image_size)
+        splits = protocol.select(dataset, cfg.protocol.targets, target=target,
+                                 indices=cfg.protocol.splits, source_name=cfg.data.name,
+                                 target_name=cfg.protocol.target)
+    else:
+        if reid:
+            raise ConfigError(f"{cfg.data.name} is a re-identification dataset: use --protocol "
+                              "reid --target NAME")
+        if cfg.protocol.target or cfg.protocol.splits is not None:
+            raise ConfigError(f"protocol.target / protocol.splits are for --protocol reid, not "
+                              f"{cfg.protocol.name}")
+        splits = protocol.select(dataset, cfg.protocol.targets)
 
-    probe = models.build_backbone(
-        cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width
-    )
+    if reid:
+        from dgbench.reid import build_reid_model
+
+        probe = build_reid_model(cfg, num_ids=2, pretrained=False)  # checks weights too
+    else:
+        probe = models.build_backbone(
+            cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width
+        )
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else models.default_insert(probe)
     models.check_insert(probe, insert)  # the same check insertion makes, before any run
-    if cfg.model.weights:
+    if cfg.model.weights and not reid:  # (reid: loaded into the probe's trunk already)
         models.load_local_weights(probe, cfg.model.weights, skip_stem=cfg.model.stem == "small")
 
-    experiment = cfg.experiment or f"{cfg.data.name}-{cfg.protocol.name}"
+    experiment = cfg.experiment or (
+        f"{cfg.data.name}-to-{cfg.protocol.target}" if target is not None
+        else f"{cfg.data.name}-{cfg.protocol.name}")
     data_version = dataset.describe().get("version")
     runs = []
     for name in names:
@@ -203,7 +236,12 @@ def make_plan(cfg: C.Config) -> Plan:
                 "set train.sampler=domain (or auto)"
             )
         for split in splits:
-            if sampler == "domain" and len(split.sources) < 2:
+            if reid and sampler == "domain":  # cameras are the domains
+                k = int(split.train[0][1])
+                if len({c for _, _, c in dataset.split(k).train}) < 2:
+                    raise ConfigError(f"{name} with mix=crossdomain pairs cameras, but split "
+                                      f"{split.name} trains on one camera; use mix=random")
+            elif sampler == "domain" and len(split.sources) < 2:
                 raise ConfigError(
                     f"{name} with mix=crossdomain (or train.sampler=domain) needs at least two "
                     f"source domains, but split {split.name} trains on {', '.join(split.sources)}"
@@ -223,4 +261,4 @@ def make_plan(cfg: C.Config) -> Plan:
                     run_cfg.train.amp = False
                     run_cfg.train.channels_last = False
                 runs.append(Run(run_cfg, split, run_id(run_cfg, data_version)))
-    return Plan(experiment, cfg, dataset, protocol, runs)
+    return Plan(experiment, cfg, dataset, protocol, runs, target)

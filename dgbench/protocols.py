@@ -7,6 +7,7 @@ seed, and augmenter). The split's name is the column it fills in the results tab
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dgbench.data import DomainDataset
 from dgbench.errors import ConfigError
@@ -32,12 +33,15 @@ class Split:
 class Protocol:
     """Base class: ``splits(dataset)`` lists every split the protocol defines."""
 
-    def splits(self, dataset: DomainDataset) -> list[Split]:
+    #: reid-style protocols test on another dataset (``protocol.target``)
+    needs_target: bool = False
+
+    def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
         raise NotImplementedError
 
-    def select(self, dataset: DomainDataset, names: list[str] | None) -> list[Split]:
+    def select(self, dataset: DomainDataset, names: list[str] | None, **kwargs: Any) -> list[Split]:
         """The splits named in ``protocol.targets`` (all of them when None), in order."""
-        splits = [replace(s, index=i) for i, s in enumerate(self.splits(dataset))]
+        splits = [replace(s, index=i) for i, s in enumerate(self.splits(dataset, **kwargs))]
         if names is None:
             return splits
         by_name = {s.name: s for s in splits}
@@ -54,7 +58,7 @@ class Protocol:
 class LeaveOneDomainOut(Protocol):
     """Leave-one-domain-out: train on the other domains, test on the whole held-out domain."""
 
-    def splits(self, dataset: DomainDataset) -> list[Split]:
+    def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
         if len(dataset.domains) < 2:
             raise ConfigError("lodo needs a dataset with at least two domains")
         out = []
@@ -76,7 +80,7 @@ class LeaveOneDomainOut(Protocol):
 class SingleSource(Protocol):
     """Single-source: train on one domain, test on each other domain, whole, and on their union."""
 
-    def splits(self, dataset: DomainDataset) -> list[Split]:
+    def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
         if len(dataset.domains) < 2:
             raise ConfigError("single needs a dataset with at least two domains")
         return [
@@ -89,3 +93,37 @@ class SingleSource(Protocol):
             )
             for source in dataset.domains
         ]
+
+
+@PROTOCOLS.register("reid")
+class CrossDatasetReID(Protocol):
+    """Cross-dataset person re-identification: train on ``data.name``, rank ``protocol.target``.
+
+    A multi-split dataset (GRID) as the target is evaluated on each of its splits
+    (``protocol.splits``, default all) by one trained model; as the source, each of its
+    splits' training identities trains one run, tested on the whole target.
+    """
+
+    needs_target = True
+
+    def splits(self, dataset: DomainDataset, target: Any = None,
+               indices: list[int] | None = None, **kwargs: Any) -> list[Split]:
+        if getattr(dataset, "task", None) != "reid" or getattr(target, "task", None) != "reid":
+            raise ConfigError("protocol reid needs re-identification datasets as data.name and "
+                              "protocol.target, e.g. --source market1501 --target grid")
+        src = kwargs.get("source_name") or type(dataset).__name__.lower()
+        tgt = kwargs.get("target_name") or type(target).__name__.lower()
+        src_n, tgt_n = len(dataset.splits), len(target.splits)
+        if src_n > 1 and tgt_n > 1:
+            raise ConfigError("protocol reid: source and target cannot both have several splits")
+        multi = src_n if src_n > 1 else tgt_n
+        chosen = list(range(multi)) if indices is None else list(dict.fromkeys(indices))
+        bad = [i for i in chosen if not 0 <= i < multi]
+        if bad:
+            raise ConfigError(f"protocol.splits: {bad} not in 0..{multi - 1}")
+        direction = f"{src}->{tgt}"
+        if src_n > 1:  # one run per source split, each tested on the whole target
+            return [Split(name=f"{direction}#{k}", sources=(src,), train=((src, str(k)),),
+                          val=(), test={tgt: (tgt, "0")}) for k in chosen]
+        tests = {(f"{tgt}#{k}" if tgt_n > 1 else tgt): (tgt, str(k)) for k in chosen}
+        return [Split(name=direction, sources=(src,), train=((src, "0"),), val=(), test=tests)]

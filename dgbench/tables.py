@@ -77,6 +77,22 @@ def selected_epoch(record: dict[str, Any], rule: str) -> dict[str, Any]:
     return next(h for h in reversed(history) if h[key] == best)  # the latest of equal epochs
 
 
+REID_METRICS = {"mAP": "mAP", "rank1": "R1", "rank5": "R5", "rank10": "R10"}
+
+
+def _reid_values(record: dict[str, Any]) -> dict[str, tuple[int, float]]:
+    """Columns of a reid run: mAP, R1, R5, R10 of the direction (the mean over the target's
+    splits), then the same on split 0 alone when there are several (what EFDM reported)."""
+    final = record["final"]
+    direction = record["split"]["name"].split("#")[0]
+    out = {f"{direction} {short}": (i, final["mean"][m]) for i, (m, short) in enumerate(REID_METRICS.items())}
+    first = next(iter(final["test"]))
+    if len(final["test"]) > 1 and first.endswith("#0"):
+        out.update({f"{direction} split 0 {short}": (10 + i, final["test"][first][m])
+                    for i, (m, short) in enumerate(REID_METRICS.items())})
+    return out
+
+
 def _labels(records: list[dict[str, Any]]) -> list[str]:
     """A row label per record: the augmenter, plus the settings that tell its rows apart."""
     flat_cfgs = [_flatten(r["config"]) for r in records]
@@ -123,6 +139,7 @@ class Table:
     missing: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
+    reid: bool = False  # ranking metrics: no Avg column, cells over seeds and training splits
 
     def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
         values = self.cells.get((row, col))
@@ -134,12 +151,23 @@ class Table:
         return float(np.mean(values)), spread, len(values)
 
     def average(self, row: str) -> float | None:
+        if self.reid:  # mAP and Rank-k do not average into one number
+            return None
         means = [self.stats(row, c) for c in self.columns]
         if any(m is None for m in means):
             return None
         return float(np.mean([m[0] for m in means]))  # type: ignore[index]
 
     def caption(self) -> str:
+        if self.reid:
+            return (
+                "Person re-identification (%), source->target: mAP and CMC Rank-1/5/10 of the "
+                "final model, cosine distance, torchreid's Market-1501 rules; a multi-split "
+                "target's columns are the mean over its splits, and 'split 0' is split 0 alone; "
+                f"each cell is the mean ± {ERRORS[self.error]} over seeds "
+                f"{', '.join(map(str, self.seeds))} (and over the training splits when the "
+                "source has several); X is a missing cell."
+            )
         what = {
             "lodo": "held-out target domain",
             "single": "source domain (each column is the accuracy pooled over the other "
@@ -170,6 +198,7 @@ def build_table(
             f"the records mix protocols ({', '.join(sorted(protocols))}); one table per "
             "protocol: point 'dgbench table' at one experiment folder"
         )
+    reid = protocols == {"reid"}
     labels = _labels(records)
     col_order: dict[str, tuple[int, int]] = {}
     cells: dict[tuple[str, str], list[float]] = {}
@@ -177,13 +206,20 @@ def build_table(
     for rec, label in zip(records, labels):
         titles = rec.get("dataset", {}).get("titles", {})
         split, index = rec["split"]["name"], rec["split"].get("index", 0)
-        chosen = selected_epoch(rec, select)
-        if per_target:
+        if reid:
+            if select != "last":
+                raise DataError(f"reid runs are evaluated once, on the final model: --select "
+                                f"{select} does not apply (use last)")
+            index = 0
+            values = _reid_values(rec)
+        elif per_target:
+            chosen = selected_epoch(rec, select)
             values = {
                 f"{titles.get(split, split)}->{titles.get(t, t)}": (i, acc)
                 for i, (t, acc) in enumerate(chosen["test_acc"].items())
             }
         else:
+            chosen = selected_epoch(rec, select)
             values = {titles.get(split, split): (0, chosen["score"])}
         for col, (sub, acc) in values.items():
             col_order.setdefault(col, (index, sub))
@@ -205,7 +241,7 @@ def build_table(
     protocol = protocols.pop() if protocols else "?"
     row_configs = {label: rec["config"] for rec, label in zip(records, labels)}
     return Table(rows, columns, cells, seeds, protocol, select, error, per_target,
-                 missing, unfinished_names, row_configs)
+                 missing, unfinished_names, row_configs, reid)
 
 
 def paper_comparison(table: Table) -> list[list[str]]:
@@ -268,15 +304,17 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
                     vals = " ".join(f"{v:.2f}" for v in table.cells[(row, col)])
                     w.writerow([row, col, f"{s[0]:.2f}", f"{s[1]:.2f}", s[2], vals])
             avg = table.average(row)
-            w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
+            if not table.reid:
+                w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
         return buf.getvalue()
 
     pm = "$\\pm$" if fmt == "latex" else "±"
     body = []
     for row in table.rows:
         avg = table.average(row)
-        body.append([row] + [_cell(table, row, c, pm) for c in table.columns] + [_avg_text(avg)])
-    headers = ["augmenter"] + table.columns + ["Avg"]
+        body.append([row] + [_cell(table, row, c, pm) for c in table.columns]
+                    + ([] if table.reid else [_avg_text(avg)]))
+    headers = ["augmenter"] + table.columns + ([] if table.reid else ["Avg"])
     notes = []
     if table.missing:
         notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))

@@ -39,6 +39,12 @@ DEVIATIONS = [
 ]
 
 
+REID_DEVIATIONS = [
+    "ReID ranking: gallery items at exactly equal distance are ordered by gallery index (a "
+    "stable sort); torchreid's NumPy quicksort leaves their order unspecified.",
+]
+
+
 class TrainingError(DGBenchError):
     """Training diverged (non-finite loss)."""
 
@@ -71,8 +77,34 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
-def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate one run; return its record (not yet written)."""
+def epoch_lr(t: C.TrainConfig, epoch: int) -> float:
+    """The learning rate of (0-based) ``epoch``: cosine, step (MultiStepLR) or constant."""
+    if t.schedule == "cosine":
+        return cosine_lr(t.lr, epoch, t.epochs)
+    if t.schedule == "step":
+        return t.lr * t.step_gamma ** sum(epoch >= m for m in t.step_epochs)
+    return t.lr
+
+
+def parameter_groups(model: torch.nn.Module, backbone_mult: float) -> list[dict[str, Any]]:
+    """One group, or (with a multiplier other than 1) the new layers (``model.new_modules``,
+    else ``fc``) at full rate and the rest (the trunk) at ``lr_mult = backbone_mult``."""
+    if backbone_mult == 1.0:
+        return [{"params": list(model.parameters()), "lr_mult": 1.0}]
+    new_names = tuple(getattr(model, "new_modules", ("fc",)))
+    new, old = [], []
+    for name, param in model.named_parameters():
+        (new if name.split(".")[0] in new_names else old).append(param)
+    return [{"params": new, "lr_mult": 1.0}, {"params": old, "lr_mult": backbone_mult}]
+
+
+def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
+              target: DomainDataset | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return its record (not yet written).
+
+    Classification (``lodo``, ``single``) evaluates every epoch; re-identification (``reid``:
+    ``dataset`` trains, ``target`` is ranked) evaluates the final model, as published.
+    """
     cfg, split, seed = run.config, run.split, run.seed
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
@@ -88,10 +120,21 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
     def part(domain: str, name: str, train: bool) -> Any:
         return subsample(dataset.subset(domain, name, train), cfg.data.subsample)
 
-    train_parts = [part(d, s, True) for d, s in split.train]
+    reid = target is not None
+    if reid:  # cameras are the domains of the [A | B] sampler
+        from dgbench import reid as R
+
+        k = int(split.train[0][1])
+        train_parts = [subsample(p, cfg.data.subsample)
+                       for p in R.train_parts(dataset, k, cfg.train.sampler == "domain")]
+        num_classes = dataset.split(k).num_ids
+        val_set, test_sets = [], {}  # no source validation: the final model is used
+    else:
+        train_parts = [part(d, s, True) for d, s in split.train]
+        val_set = concat([part(d, s, False) for d, s in split.val])
+        test_sets = {name: part(d, s, False) for name, (d, s) in split.test.items()}
+        num_classes = dataset.num_classes
     train_set = concat(train_parts)
-    val_set = concat([part(d, s, False) for d, s in split.val])
-    test_sets = {name: part(d, s, False) for name, (d, s) in split.test.items()}
     gen = torch.Generator().manual_seed(seed)
     bs = cfg.data.batch_size
     common = dict(num_workers=cfg.data.num_workers, pin_memory=cuda, worker_init_fn=_seed_worker)
@@ -110,17 +153,21 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
     # ---- model: backbone + augmenter at the named blocks ---------------------------------
     name = cfg.aug.names[0]
     aug_cls = AUGMENTERS.get(name)
-    model = build_backbone(
-        cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width,
-        cfg.model.pretrained, cfg.model.weights,
-    )
+    if reid:
+        model = R.build_reid_model(cfg, num_classes)
+    else:
+        model = build_backbone(
+            cfg.model.backbone, num_classes, cfg.model.stem, cfg.model.width,
+            cfg.model.pretrained, cfg.model.weights,
+        )
     insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), name)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-        weight_decay=cfg.train.weight_decay, nesterov=cfg.train.nesterov,
+        parameter_groups(model, cfg.train.backbone_lr_mult), lr=cfg.train.lr,
+        momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay,
+        nesterov=cfg.train.nesterov,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
@@ -134,11 +181,9 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         leave=False, dynamic_ncols=True,
     )
     for epoch in range(epochs):
-        lr = cfg.train.lr
-        if cfg.train.schedule == "cosine":
-            lr = cosine_lr(cfg.train.lr, epoch, epochs)
+        lr = epoch_lr(cfg.train, epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_mult"]
         model.train()
         t_epoch = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
@@ -148,7 +193,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
             images, labels = to_device(images, labels, device, channels_last)
             with autocast(device, amp_dtype):
                 logits = model(images)
-                loss = F.cross_entropy(logits.float(), labels)
+                loss = F.cross_entropy(logits.float(), labels,
+                                       label_smoothing=cfg.train.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -166,6 +212,12 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
             )
         train_seconds += time.perf_counter() - t_epoch
         train_images += seen
+        if reid:
+            history.append({"epoch": epoch + 1, "lr": lr, "loss": epoch_loss,
+                            "train_acc": int(correct) / max(seen, 1),
+                            "seconds": time.perf_counter() - t_epoch})
+            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {epoch_loss:.3f}")
+            continue
         # Every epoch: source validation and each test domain, so that any selection rule
         # (last epoch, best source-val, test oracle) can be applied to the record afterwards.
         val_correct, val_total = count_correct(model, val_loader, device, amp_dtype, channels_last)
@@ -179,6 +231,16 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         })
         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {epoch_loss:.3f} val {100 * val_acc:.1f}")
     bar.close()
+    if reid:  # the final model ranks each target split
+        tests = {name: int(k) for name, (_, k) in split.test.items()}
+        results = R.evaluate_reid(
+            model, target, tests, lambda ds: eval_loader(ds, 2 * bs, **common), device,
+            lambda: autocast(device, amp_dtype))
+        mean, std = R.mean_std(results)
+        test, score, val_acc = results, mean["mAP"], None
+        test_sizes = {n: {"query": r["queries"], "gallery": r["gallery"]} for n, r in results.items()}
+    else:
+        test_sizes = {k: len(v) for k, v in test_sets.items()}
 
     wall = time.perf_counter() - t_start
     return {
@@ -192,8 +254,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
             "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
             "test": {k: list(v) for k, v in split.test.items()},
         },
-        "sizes": {"train": len(train_set), "val": len(val_set),
-                  "test": {k: len(v) for k, v in test_sets.items()}},
+        "sizes": {"train": len(train_set), "val": len(val_set), "test": test_sizes},
         "config": C.to_dict(cfg),
         "dataset": {"name": cfg.data.name, "classes": list(dataset.classes),
                     "titles": dict(dataset.titles), **dataset.describe()},
@@ -204,7 +265,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
         },
         "history": history,
         # the last-epoch model: the published rule; other rules read "history"
-        "final": {"val_acc": val_acc, "test": test, "score": score, "selection": "last epoch"},
+        "final": {"val_acc": val_acc, "test": test, "score": score, "selection": "last epoch",
+                  **({"mean": mean, "std": std} if reid else {})},
         "timing": {
             "wall_s": wall, "train_s": train_seconds,
             "images_per_s": train_images / train_seconds if train_seconds else None,
@@ -217,5 +279,5 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True) -> dict[s
                    "channels_last": channels_last,
                    "cudnn_benchmark": False if cuda else None},
         "environment": environment(),
-        "deviations": DEVIATIONS,
+        "deviations": DEVIATIONS + (REID_DEVIATIONS if reid else []),
     }

@@ -1,0 +1,91 @@
+"""``market1501``: Market-1501 (Zheng et al., "Scalable Person Re-identification: A Benchmark",
+ICCV 2015), read with torchreid's rules (``PROTOCOLS.md`` section 4).
+
+Accepted roots (``--data-root``, ``$DGBENCH_DATA``): the folder holding
+``bounding_box_train/``, ``query/`` and ``bounding_box_test/``, or any of its parents
+``Market-1501-v15.09.15/``, ``market1501/`` and ``market1501/Market-1501-v15.09.15/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from dgbench.errors import DataError
+from dgbench.reid import Item, ReIDDataset, ReIDSplit
+from dgbench.registry import DATASETS
+
+FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+PATTERN = re.compile(r"([-\d]+)_c(\d)")
+PUBLISHED = {"train": (751, 12936), "query": (750, 3368), "gallery": (752, 15913)}  # ids, images
+WHERE_TO_GET = (
+    "Market-1501 is not downloadable by dgbench (its terms ask for a request to the authors); "
+    "put Market-1501-v15.09.15/ (bounding_box_train/, query/, bounding_box_test/) under "
+    "--data-root DIR or DGBENCH_DATA. For a generated stand-in: dgbench synth-reid DIR."
+)
+
+
+def find_root(root: str | None) -> Path:
+    base = root or os.environ.get("DGBENCH_DATA")
+    if not base:
+        raise DataError(f"no data root given for market1501. {WHERE_TO_GET}")
+    tried = []
+    for sub in ("", "Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"):
+        folder = Path(base) / sub
+        tried.append(str(folder))
+        if all((folder / f).is_dir() for f in FOLDERS.values()):
+            return folder
+    raise DataError(f"Market-1501 not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
+
+
+def parse_folder(folder: Path, relabel: bool) -> tuple[list[Item], int]:
+    """Items of one folder in sorted file order, and how many junk (pid -1) files were dropped."""
+    items, junk = [], 0
+    for f in sorted(folder.glob("*.jpg")):
+        m = PATTERN.search(f.name)
+        if m is None:
+            raise DataError(f"{f}: cannot read the identity and camera from the name (expected "
+                            "e.g. 0002_c1s1_000451_03.jpg)")
+        pid, cam = int(m.group(1)), int(m.group(2))
+        if pid == -1:
+            junk += 1
+            continue
+        if not (0 <= pid <= 1501 and 1 <= cam <= 6):
+            raise DataError(f"{f}: identity {pid} or camera {cam} is outside Market-1501's "
+                            "0..1501 / 1..6")
+        items.append((f"{folder.name}/{f.name}", pid, cam - 1))
+    if relabel:
+        label = {pid: i for i, pid in enumerate(sorted({p for _, p, _ in items}))}
+        items = [(rel, label[pid], cam) for rel, pid, cam in items]
+    return items, junk
+
+
+@DATASETS.register("market1501")
+class Market1501(ReIDDataset):
+    """Market-1501 (Zheng et al., ICCV 2015): 6 cameras, 751 training / 750 test identities."""
+
+    def __init__(self, root: str | None, image_size: int) -> None:
+        super().__init__(root, image_size)
+        self.folder = find_root(root)
+        parts, self.junk = {}, {}
+        for part, name in FOLDERS.items():
+            parts[part], self.junk[part] = parse_folder(self.folder / name, relabel=part == "train")
+            if not parts[part]:
+                raise DataError(f"{self.folder / name} has no usable .jpg images")
+        self.splits = [ReIDSplit(parts["train"], parts["query"], parts["gallery"])]
+        for part, (ids, n) in PUBLISHED.items():
+            got = len(getattr(self.splits[0], part))
+            if got != n:
+                self.problems.append(f"{part} has {got} images; the published Market-1501 has {n}")
+
+    def describe(self) -> dict[str, Any]:
+        gallery = self.splits[0].gallery
+        return {
+            "version": 1, "root": str(self.folder), "layout": "Market-1501-v15.09.15",
+            "notes": {
+                "junk (pid -1) dropped": ", ".join(f"{k} {v}" for k, v in self.junk.items()),
+                "distractors (pid 0) kept in the gallery": sum(p == 0 for _, p, _ in gallery),
+            },
+        }
