@@ -97,7 +97,7 @@ class SingleSource(Protocol):
 
 @PROTOCOLS.register("reid")
 class CrossDatasetReID(Protocol):
-    """Cross-dataset person re-identification: train on ``data.name``, rank ``protocol.target``.
+    """Cross-dataset person re-identification: train on data.name, rank protocol.target.
 
     A multi-split dataset (GRID) as the target is evaluated on each of its splits
     (``protocol.splits``, default all) by one trained model; as the source, each of its
