@@ -14,14 +14,13 @@ every distractor (identity 0).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dgbench.errors import DataError
-from dgbench.reid import Item, ReIDDataset, ReIDSplit
+from dgbench.reid import Item, ReIDDataset, ReIDSplit, locate
 from dgbench.registry import DATASETS
 
 MAT = "features_and_partitions.mat"
@@ -34,19 +33,12 @@ WHERE_TO_GET = (
 
 
 def find_root(root: str | None) -> Path:
-    base = root or os.environ.get("DGBENCH_DATA")
-    if not base:
-        raise DataError(f"no data root given for grid. {WHERE_TO_GET}")
-    tried = []
-    for sub in ("", "underground_reid", "grid/underground_reid", "grid"):
-        folder = Path(base) / sub
-        tried.append(str(folder))
-        if (folder / "probe").is_dir() and (folder / "gallery").is_dir():
-            if not (folder / MAT).is_file():
-                raise DataError(f"{folder} has probe/ and gallery/ but no {MAT}: the 10 splits "
-                                "are read from it")
-            return folder
-    raise DataError(f"GRID not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
+    folder = locate(root, "grid", "GRID", ("", "underground_reid", "grid/underground_reid", "grid"),
+                    ("probe", "gallery"), WHERE_TO_GET)
+    if not (folder / MAT).is_file():
+        raise DataError(f"{folder} has probe/ and gallery/ but no {MAT}: the 10 splits are read "
+                        "from it")
+    return folder
 
 
 def parse_folder(folder: Path) -> list[Item]:

@@ -8,13 +8,12 @@ Accepted roots (``--data-root``, ``$DGBENCH_DATA``): the folder holding
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from dgbench.errors import DataError
-from dgbench.reid import Item, ReIDDataset, ReIDSplit
+from dgbench.reid import Item, ReIDDataset, ReIDSplit, locate
 from dgbench.registry import DATASETS
 
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -28,16 +27,9 @@ WHERE_TO_GET = (
 
 
 def find_root(root: str | None) -> Path:
-    base = root or os.environ.get("DGBENCH_DATA")
-    if not base:
-        raise DataError(f"no data root given for market1501. {WHERE_TO_GET}")
-    tried = []
-    for sub in ("", "Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"):
-        folder = Path(base) / sub
-        tried.append(str(folder))
-        if all((folder / f).is_dir() for f in FOLDERS.values()):
-            return folder
-    raise DataError(f"Market-1501 not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
+    return locate(root, "market1501", "Market-1501",
+                  ("", "Market-1501-v15.09.15", "market1501", "market1501/Market-1501-v15.09.15"),
+                  tuple(FOLDERS.values()), WHERE_TO_GET)
 
 
 def parse_folder(folder: Path, relabel: bool) -> tuple[list[Item], int]:

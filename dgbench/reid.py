@@ -46,6 +46,24 @@ def summarise(items: list[Item]) -> tuple[int, int, int]:
     return len({p for _, p, _ in items}), len(items), len({c for _, _, c in items})
 
 
+def locate(root: str | None, name: str, title: str, subfolders: tuple[str, ...],
+           has: tuple[str, ...], where: str) -> Path:
+    """The first of ``root / sub`` (``root``: the argument or ``$DGBENCH_DATA``) holding all
+    the folders in ``has``; a DataError saying where it looked and where to get the data."""
+    import os
+
+    base = root or os.environ.get("DGBENCH_DATA")
+    if not base:
+        raise DataError(f"no data root given for {name}. {where}")
+    tried = []
+    for sub in subfolders:
+        folder = Path(base) / sub
+        tried.append(str(folder))
+        if all((folder / f).is_dir() for f in has):
+            return folder
+    raise DataError(f"{title} not found (looked in {', '.join(tried)}). {where}")
+
+
 class ImageList(Dataset):
     """``(image, pid, camera)`` items read from files, converted to RGB and transformed."""
 
