@@ -3,6 +3,6 @@
 Every module here must be imported below: ``tests/test_registry.py`` fails when one is left out.
 """
 
-from dgbench.augmenters import efdmix, identity, mixstyle
+from dgbench.augmenters import dsu, efdmix, hm, identity, mixstyle, padain
 
-__all__ = ["efdmix", "identity", "mixstyle"]
+__all__ = ["dsu", "efdmix", "hm", "identity", "mixstyle", "padain"]

@@ -41,6 +41,9 @@ class EFDMix(nn.Module):
         "Zhang et al., Exact Feature Distribution Matching for Arbitrary Style Transfer "
         "and Domain Generalization, CVPR 2022"
     )
+    detached = "nothing: content gets the identity gradient, the partner's sorted values 1 - lambda"
+    placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
+    cost = "one sort over H x W + one scatter"
 
     def __init__(
         self, p: float = 0.5, alpha: float = 0.1, mix: str = "random", stable: bool = False
@@ -52,6 +55,19 @@ class EFDMix(nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, alpha={self.alpha}, mix={self.mix!r}, stable={self.stable}"
 
+    def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
+        """lambda per sample, (B, 1, 1, 1): the content's share of the mix."""
+        return beta_weights(batch, self.alpha, x)
+
+    def match(self, values: torch.Tensor, order: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+        """Each position's partner value of the same rank: (B, C, N).
+
+        Position order[b, c, k] holds the k-th smallest value of sample b; give it the k-th
+        smallest value of the partner. One scatter into the sort indices replaces the
+        official second sort (argsort of ``order``) and gather: same values, same gradient.
+        """
+        return torch.empty_like(values).scatter_(-1, order, values[perm])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):
             return x
@@ -59,14 +75,27 @@ class EFDMix(nn.Module):
         flat = x.reshape(batch, channels, height * width)  # (B, C, N); copies if channels_last
         values, order = torch.sort(flat, dim=-1, stable=self.stable)
         perm = partner_indices(batch, self.mix, x.device)
-        # Position order[b, c, k] holds the k-th smallest value of sample b; give it the k-th
-        # smallest value of the partner. One scatter into the sort indices replaces the
-        # official second sort (argsort of `order`) and gather: same values, same gradient.
-        matched = torch.empty_like(values).scatter_(-1, order, values[perm])
-        lam = beta_weights(batch, self.alpha, x).view(batch, 1, 1).to(x.dtype)
+        matched = self.match(values, order, perm)
+        lam = self.weights(batch, x).view(batch, 1, 1).to(x.dtype)
         # lam * x + (1 - lam) * matched; the content path's gradient is the identity, and the
         # partner's sorted values keep theirs (not detached).
         out = _MixSorted.apply(flat, matched, lam).view(batch, channels, height, width)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             out = out.contiguous(memory_format=torch.channels_last)
         return out
+
+
+@AUGMENTERS.register("efdm")
+class EFDM(EFDMix):
+    """EFDM (Zhang et al., CVPR 2022): exact histogram matching, a full style swap (lambda 0)."""
+
+    placement = "as EFDMix (dgbench's default blocks)"
+
+    def __init__(self, p: float = 0.5, mix: str = "random", stable: bool = False) -> None:
+        super().__init__(p=p, alpha=1.0, mix=mix, stable=stable)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mix={self.mix!r}, stable={self.stable}"
+
+    def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(batch, 1, 1, 1, device=x.device)

@@ -13,6 +13,9 @@ class Identity(nn.Module):
     """No feature augmentation (the ERM baseline)."""
 
     paper = "ERM baseline (no feature augmentation)"
+    detached = "-"
+    placement = "-"
+    cost = "none"
 
     def __init__(self) -> None:  # no hyperparameters
         super().__init__()

@@ -17,6 +17,9 @@ class MixStyle(nn.Module):
     """MixStyle (Zhou et al., ICLR 2021): mix channel mean/std with a partner sample."""
 
     paper = "Zhou et al., Domain Generalization with MixStyle, ICLR 2021"
+    detached = "mean and std (all statistics)"
+    placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
+    cost = "one mean/var pass over H x W"
 
     def __init__(
         self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6, mix: str = "random"
@@ -28,6 +31,10 @@ class MixStyle(nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, alpha={self.alpha}, eps={self.eps}, mix={self.mix!r}"
 
+    def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
+        """lambda per sample, (B, 1, 1, 1): the content's share of the mix."""
+        return beta_weights(batch, self.alpha, x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):
             return x
@@ -38,7 +45,7 @@ class MixStyle(nn.Module):
             stats_in = x if x.dtype in (torch.float32, torch.float64) else x.float()
             var, mu = torch.var_mean(stats_in, dim=(2, 3), keepdim=True, correction=1)
             sig = (var + self.eps).sqrt()  # (B, C, 1, 1)
-            lam = beta_weights(batch, self.alpha, x).to(mu.dtype)
+            lam = self.weights(batch, x).to(mu.dtype)
             perm = partner_indices(batch, self.mix, x.device)
             mu_mix = lam * mu + (1 - lam) * mu[perm]
             sig_mix = lam * sig + (1 - lam) * sig[perm]
@@ -46,3 +53,20 @@ class MixStyle(nn.Module):
             scale = sig_mix / sig
             shift = mu_mix - mu * scale
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+@AUGMENTERS.register("adain")
+class AdaIN(MixStyle):
+    """AdaIN style swap (Huang & Belongie, ICCV 2017): MixStyle with lambda fixed at 0."""
+
+    paper = "Huang and Belongie, Arbitrary Style Transfer in Real-time with AdaIN, ICCV 2017"
+    placement = "as MixStyle (dgbench's default blocks)"
+
+    def __init__(self, p: float = 0.5, eps: float = 1e-6, mix: str = "random") -> None:
+        super().__init__(p=p, alpha=1.0, eps=eps, mix=mix)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, eps={self.eps}, mix={self.mix!r}"
+
+    def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(batch, 1, 1, 1, device=x.device)  # the partner's statistics, whole

@@ -259,3 +259,95 @@ def test_cuda_half_precision(name):
     with torch.autocast("cuda", dtype=torch.float16):
         out = aug(x)
     assert out.dtype == torch.float16 and out.device == x.device
+
+
+# ---- the zoo: each augmenter's defining property ------------------------------------------
+def _pair(relu: bool, seed: int = 0) -> torch.Tensor:
+    """Two samples of different styles; with mix=crossdomain each is the other's partner."""
+    x = features(b=2, c=3, h=6, w=7, seed=seed, relu=relu)
+    x[1] = x[1] * 3 + 1
+    return x
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_adain_output_takes_the_partners_mean_and_std(relu):
+    x = _pair(relu)
+    out = AUGMENTERS.get("adain")(p=1.0, mix="crossdomain").train()(x)
+    var, mu = torch.var_mean(x, dim=(2, 3), correction=1)
+    ovar, omu = torch.var_mean(out, dim=(2, 3), correction=1)
+    sig, osig = (var + 1e-6).sqrt(), (ovar + 1e-6).sqrt()
+    assert torch.allclose(omu, mu.flip(0), atol=1e-4)
+    assert torch.allclose(osig, sig.flip(0), atol=1e-3)
+    # only two moments: the sorted values are not the partner's
+    assert not torch.allclose(out[0].flatten(1).sort().values, x[1].flatten(1).sort().values, atol=1e-2)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_efdm_output_sorted_equals_the_partner_sorted(relu):
+    x = _pair(relu).requires_grad_()
+    out = AUGMENTERS.get("efdm")(p=1.0, mix="crossdomain").train()(x)
+    assert torch.equal(out[0].flatten(1).sort().values, x[1].flatten(1).sort().values)
+    assert torch.equal(out[1].flatten(1).sort().values, x[0].flatten(1).sort().values)
+    out.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 2.0))  # identity + the partner's 1
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_hm_error_shrinks_as_bins_grow_and_reaches_efdm(relu):
+    x = features(b=4, c=3, h=9, w=9, seed=3, relu=relu)  # N = 81
+    torch.manual_seed(0)
+    exact = AUGMENTERS.get("efdm")(p=1.0).train()(x)
+    errors = []
+    for bins in (2, 8, 32, 80, 400):
+        torch.manual_seed(0)  # the same partners
+        out = AUGMENTERS.get("hm")(p=1.0, bins=bins).train()(x)
+        errors.append(float((out - exact).abs().mean()))
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+    assert errors[3] < 1e-5 and errors[4] < 1e-4  # bins >= N - 1: EFDM's output
+
+
+def test_hm_gradient_is_straight_through_for_the_content():
+    x = features(b=2, c=2, h=5, w=5, relu=False).requires_grad_()
+    AUGMENTERS.get("hm")(p=1.0, bins=4, mix="crossdomain").train()(x).sum().backward()
+    # content: identity; partner: the interpolation weights of each quantile sum to 1 per
+    # output, so each sample's total gradient is N (content) + N (as a partner)
+    assert torch.allclose(x.grad.sum(dim=(2, 3)), torch.full((2, 2), 50.0), atol=1e-4)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_dsu_moves_with_batch_variance_and_not_for_a_constant_batch(relu):
+    dsu = AUGMENTERS.get("dsu")(p=1.0).train()
+    same = features(b=1, relu=relu).repeat(8, 1, 1, 1)  # every sample identical
+    torch.manual_seed(0)
+    assert torch.allclose(dsu(same), same, atol=2e-2)  # only the eps-sized jitter
+    base = features(b=1, relu=relu)
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(8, 1, 1, 1, generator=g), torch.randn(8, 1, 1, 1, generator=g)
+    changes = []
+    for s in (0.05, 0.5, 2.0):  # per-sample scale and shift: the statistics' spread grows with s
+        batch = base * (1 + s * a.abs()) + s * b
+        torch.manual_seed(0)
+        changes.append(float((dsu(batch) - batch).abs().mean()))
+    assert changes[0] < changes[1] < changes[2]
+
+
+def test_dsu_gradient_flows_through_the_statistics():
+    x = features(b=4, relu=False).requires_grad_()
+    torch.manual_seed(0)
+    AUGMENTERS.get("dsu")(p=1.0).train()(x).mean().backward()
+    # (x - mu) / sig sums to zero per channel: any gradient comes through beta and gamma
+    assert x.grad.abs().sum() > 0
+
+
+def test_padain_gate_and_detached_style():
+    x = _pair(relu=True)
+    never = AUGMENTERS.get("padain")(p=0.0).train()
+    always = AUGMENTERS.get("padain")(p=1.0, mix="crossdomain").train()
+    assert AUGMENTERS.get("padain")().p == 0.01
+    for _ in range(50):
+        assert torch.equal(never(x), x)
+        assert not torch.equal(always(x), x)
+    xg = x.clone().requires_grad_()
+    always(xg)[0].sum().backward()
+    assert xg.grad[1].abs().max() == 0  # the partner's statistics are detached
+    assert xg.grad[0].abs().sum() > 0

@@ -1,0 +1,41 @@
+"""pAdaIN: permuted AdaIN, a rare full swap of channel statistics within the batch.
+
+Nuriel, Benaim, Wolf. "Permuted AdaIN: Reducing the Bias Towards Global Statistics in Image
+Classification." CVPR 2021.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dgbench.pairing import check_mix, gate, partner_indices
+from dgbench.registry import AUGMENTERS
+
+
+@AUGMENTERS.register("padain")
+class PermutedAdaIN(nn.Module):
+    """pAdaIN (Nuriel et al., CVPR 2021): with small probability, AdaIN to a partner's statistics."""
+
+    paper = "Nuriel et al., Permuted AdaIN, CVPR 2021"
+    detached = "the partner's (style) mean and std; the content's are not"
+    placement = "after every conv, before its BN; one instance each"
+    cost = "one mean/var pass over H x W"
+
+    def __init__(self, p: float = 0.01, eps: float = 1e-5, mix: str = "random") -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1]; got {p}")
+        self.p, self.eps, self.mix = p, eps, check_mix(mix)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, eps={self.eps}, mix={self.mix!r}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
+        if not self.training or not gate(self.p):
+            return x
+        var, mu = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=1)
+        sig = (var + self.eps).sqrt()  # (B, C, 1, 1): content statistics keep their gradient
+        perm = partner_indices(x.size(0), self.mix, x.device)
+        style_mu, style_sig = mu[perm].detach(), sig[perm].detach()
+        return (x - mu) / sig * style_sig + style_mu
