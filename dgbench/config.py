@@ -46,7 +46,10 @@ class ModelConfig:
 @dataclass
 class AugConfig:
     names: list[str] = field(default_factory=lambda: ["none"])  # one run per augmenter
-    insert: list[str] | None = None  # blocks to append the augmenter to; None: per backbone
+    # where: [after:|before:]NAME, NAME a submodule or a glob (layer*.*.conv1); None: the
+    # backbone's default stages
+    insert: list[str] | None = None
+    shared: bool = False  # one instance at every point (official code) or one per point
     # keyword arguments: {alpha: 0.3} for every augmenter that takes it, or per augmenter
     # {mixstyle: {alpha: 0.3}}
     args: dict[str, Any] = field(default_factory=dict)

@@ -160,7 +160,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
             cfg.model.backbone, num_classes, cfg.model.stem, cfg.model.width,
             cfg.model.pretrained, cfg.model.weights,
         )
-    insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), name)
+    placed = insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), name,
+                               shared=cfg.aug.shared)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -260,8 +261,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                     "titles": dict(dataset.titles), **dataset.describe()},
         "model": {
             "parameters": sum(p.numel() for p in model.parameters()),
-            "augmenter_modules": [n for n, m in model.named_modules() if isinstance(m, aug_cls)],
-            "shared_instance": False,
+            "augmenter_modules": placed,
+            "shared_instance": cfg.aug.shared,
         },
         "history": history,
         # the last-epoch model: the published rule; other rules read "history"

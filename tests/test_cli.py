@@ -84,6 +84,14 @@ def test_insert_and_backbone_flags(results):
     assert rec["model"]["augmenter_modules"] == ["layer2.mixstyle", "layer4.mixstyle"]
 
 
+def test_points_anywhere_and_a_shared_instance_are_recorded(results):
+    assert main(toy(results, "--aug", "dsu", "--targets", "red", "--insert",
+                    "before:bn1,after:maxpool,layer1", "aug.shared=true")) == 0
+    (rec,) = records_under(results)
+    assert rec["model"]["augmenter_modules"] == ["bn1.dsu_before", "maxpool.dsu", "layer1.dsu"]
+    assert rec["model"]["shared_instance"] is True and rec["config"]["aug"]["shared"] is True
+
+
 def test_yaml_config_file(results, tmp_path):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text("data:\n  name: toy\naug:\n  names: [none]\nprotocol:\n  targets: [red]\n"
@@ -150,8 +158,8 @@ BAD = [
     (["--dataset", "nope"], "unknown dataset 'nope'"),
     (["--protocol", "lodoo"], "unknown protocol 'lodoo'"),
     (["--backbone", "resnet19"], "unknown backbone 'resnet19'"),
-    (["--insert", "layer9"], "valid blocks: layer1, layer2, layer3, layer4"),
-    (["--insert", "layer1,layer1"], "insertion blocks repeat"),
+    (["--insert", "layer9"], "stages: layer1, layer2, layer3, layer4"),
+    (["--insert", "layer1,layer1"], "insertion points repeat"),
     (["--targets", "purple"], "purple not in this protocol's splits"),
     (["--aug", "efdmix", "--aug-args", "alpha=abc"], "aug.args.alpha must be a number"),
     (["--aug", "efdmix", "--aug-args", "beta=1"], "no augmenter in efdmix takes the argument 'beta'"),

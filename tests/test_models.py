@@ -136,3 +136,88 @@ def test_timm_resnet_by_name():
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 4)
     with pytest.raises(ConfigError, match="unknown timm model"):
         build_backbone("timm:resnet_nonexistent", 4)
+
+
+# -- insertion anywhere: names, globs, before/after, shared instances ----------------------
+def _tv(depth: int) -> torch.nn.Module:
+    return build_backbone(f"resnet{depth}", 7)
+
+
+@pytest.mark.parametrize("depth,blocks", [(18, 8), (50, 16)])
+def test_glob_points_resolve_to_the_expected_modules(depth, blocks):
+    from dgbench.models import resolve_points
+
+    model = _tv(depth)
+    points = resolve_points(model, ["layer*.*.conv1"])
+    assert len(points) == blocks and points[0].module == "layer1.0.conv1"
+    assert all(p.position == "after" and p.module.endswith(".conv1") for p in points)
+    assert [p.module for p in resolve_points(model, ["before:bn1", "maxpool"])] == ["bn1", "maxpool"]
+    assert resolve_points(model, ["before:bn1"])[0].position == "before"
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_official_presets_resolve_on_both_backbones(depth):
+    from dgbench.config import read_preset
+    from dgbench.models import resolve_points
+
+    model = _tv(depth)
+    dsu = resolve_points(model, read_preset("dsu-official")["aug.insert"])
+    assert [(p.position, p.module) for p in dsu] == [
+        ("before", "bn1"), ("after", "maxpool"), *[("after", f"layer{i}") for i in range(1, 5)]]
+    padain = resolve_points(model, read_preset("padain-official")["aug.insert"])
+    convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sorted(p.module for p in padain) == sorted(convs)  # every conv, nothing else
+    assert all(p.position == "after" for p in padain)
+
+
+class Tag(torch.nn.Module):
+    """Records what it receives and marks it, to see where and when it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        return x + 1000.0 if self.training else x
+
+
+def test_before_and_after_run_at_the_right_place_and_keep_keys():
+    import copy
+
+    model = small_r18().eval()
+    keys = list(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    stem = model.conv1(x)
+    placed = insert_augmenters(model, ["before:bn1", "after:layer2.1.conv2", "layer3"], Tag, "tag")
+    assert placed == ["bn1.tag_before", "layer2.1.conv2.tag", "layer3.tag"]
+    assert list(model.state_dict()) == keys  # pretrained checkpoints still load
+    model.train()
+    model(x)
+    assert torch.allclose(model.bn1.tag_before.seen[0], stem)  # bn1's input = conv1's output
+    assert model.get_submodule("layer2.1.conv2.tag").seen[0].shape[1] == model.layer2[1].conv2.out_channels
+    model.eval()
+    clean = small_r18().eval()
+    clean.load_state_dict(model.state_dict())
+    assert torch.allclose(model(x), clean(x))  # eval: augmenters pass through
+    copy.deepcopy(model)(x)  # hooks survive a deep copy
+    assert "(tag_before): Tag()" in str(model)
+
+
+def test_shared_instance_setting():
+    model = small_r18()
+    insert_augmenters(model, ["layer1", "after:conv1"], lambda: EFDMix(), "efdmix", shared=True)
+    assert model.layer1.efdmix is model.conv1.efdmix
+    other = small_r18()
+    insert_augmenters(other, ["layer1", "after:conv1"], lambda: EFDMix(), "efdmix")
+    assert other.layer1.efdmix is not other.conv1.efdmix
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("layer9", "matches no module"), ("inside:conv1", "write NAME"),
+    ("layer*.*.nothing", "matches no module"), ("after:", "write NAME")])
+def test_bad_points(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        insert_augmenters(small_r18(), [spec], lambda: EFDMix(), "efdmix")
+    with pytest.raises(ConfigError, match="repeat"):
+        insert_augmenters(small_r18(), ["layer1", "after:layer?"], lambda: EFDMix(), "efdmix")
