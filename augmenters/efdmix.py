@@ -90,6 +90,7 @@ class EFDM(EFDMix):
     """EFDM (Zhang et al., CVPR 2022): exact histogram matching, a full style swap (lambda 0)."""
 
     placement = "as EFDMix (dgbench's default blocks)"
+    detached = "nothing: content gets the identity gradient, the partner's sorted values 1"
 
     def __init__(self, p: float = 0.5, mix: str = "random", stable: bool = False) -> None:
         super().__init__(p=p, alpha=1.0, mix=mix, stable=stable)

@@ -129,6 +129,13 @@ def cmd_list(ns: argparse.Namespace) -> int:
     from dgbench.config import preset_names
     from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
 
+    if ns.markdown:
+        if ns.kind != "augmenters":
+            raise DGBenchError("--markdown is for 'dgbench list augmenters'")
+        from dgbench.zoo import augmenter_markdown
+
+        print(augmenter_markdown(), end="")
+        return 0
     kinds = {"augmenters": AUGMENTERS, "datasets": DATASETS, "protocols": PROTOCOLS,
              "backbones": BACKBONES, "presets": None}
     chosen = [ns.kind] if ns.kind else list(kinds)
@@ -264,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones")
     lst.add_argument("kind", nargs="?",
                      choices=["augmenters", "datasets", "protocols", "backbones", "presets"])
+    lst.add_argument("--markdown", action="store_true",
+                     help="augmenters: the docs/augmenters.md table (paper, defaults, ...)")
     lst.set_defaults(func=cmd_list)
 
     data = sub.add_parser("data", help="show what a dataset's loader finds: layout, sizes, problems")

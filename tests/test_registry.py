@@ -161,3 +161,16 @@ def test_plugin_in_cli_list_and_run(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "scaleaug seed=1 photo" in out.stdout
     assert not (tmp_path / "res").exists()
+
+
+def test_docs_augmenter_table_is_generated_from_the_registry():
+    from dgbench.zoo import augmenter_markdown
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "augmenters.md").read_text()
+    assert committed == augmenter_markdown(), (
+        "docs/augmenters.md is stale: run 'dgbench list augmenters --markdown > docs/augmenters.md'")
+    for name in AUGMENTERS.names():
+        if AUGMENTERS.entry(name).source.startswith("dgbench."):
+            cls = AUGMENTERS.get(name)
+            assert all(getattr(cls, k, None) for k in ("paper", "detached", "placement", "cost")), name
+            assert f"`{name}`" in committed
