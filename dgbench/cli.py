@@ -225,6 +225,84 @@ def cmd_synth_reid(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrained_cached(backbone: str, width: int) -> bool:
+    """Are torchvision's ImageNet weights for ``backbone`` already on disk (no download)?"""
+    import torch
+    import torchvision
+
+    if width != 64 or backbone not in ("resnet18", "resnet50"):
+        return False
+    weights = getattr(torchvision.models, f"ResNet{backbone[6:]}_Weights").IMAGENET1K_V1
+    return (Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[1]).is_file()
+
+
+def cmd_inspect(ns: argparse.Namespace) -> int:
+    import random
+
+    import torch
+
+    from dgbench import inspector
+    from dgbench.models import build_backbone
+    from dgbench.plan import resolve
+    from dgbench.registry import DATASETS
+
+    specs = inspector.parse_specs(ns.aug)
+    user: dict[str, Any] = {"data.name": ns.dataset}
+    for key, value in (("model.backbone", ns.backbone), ("data.image_size", ns.image_size)):
+        if value is not None:
+            user[key] = value
+    cfg = resolve(user)
+    pretrained = ns.pretrained or (not ns.weights and _pretrained_cached(cfg.model.backbone, cfg.model.width))
+    if ns.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'") from None
+    dataset = DATASETS.get(ns.dataset)(ns.data_root, cfg.data.image_size)
+    if ns.content or ns.style:
+        if not (ns.content and ns.style):
+            raise DGBenchError("give both --content and --style image paths, or neither")
+        from PIL import Image, UnidentifiedImageError
+        from torchvision import transforms as T
+
+        tf = T.Compose([T.Resize(cfg.data.image_size), T.CenterCrop(cfg.data.image_size), T.ToTensor(),
+                        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+        images, where = [], [ns.content, ns.style]
+        for path in where:
+            try:
+                with Image.open(path) as im:
+                    images.append(tf(im.convert("RGB")))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DGBenchError(f"cannot read image {path}: {exc}") from None
+    else:
+        domains = ns.domains.split(",") if ns.domains else list(dataset.domains[:2])
+        if len(domains) != 2 or domains[0] == domains[1]:
+            raise DGBenchError("--domains takes two different domains, content first")
+        rng = random.Random(ns.seed)
+        images, where = [], []
+        for d in domains:
+            part = dataset.subset(d, "all", train=False)
+            i = rng.randrange(len(part))
+            images.append(part[i][0])
+            where.append(f"{d} #{i}")
+    model = build_backbone(cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width,
+                           pretrained, ns.weights)
+    state = ("ImageNet weights" if pretrained else f"weights from {ns.weights}" if ns.weights
+             else "UNTRAINED (random init, seeded): pass --pretrained or --weights for a trained one")
+    torch.manual_seed(ns.seed)
+    feats = inspector.block_features(model, ns.block, torch.stack(images))
+    rows = inspector.compare(feats[0], feats[1], specs, ns.seed)
+    print(f"content: {where[0]}  style: {where[1]}  block: {ns.block} {tuple(feats.shape[1:])}  "
+          f"backbone: {cfg.model.backbone} ({state})")
+    print(inspector.render_rows(rows, ns.per_channel), end="")
+    if ns.plot:
+        maps = {"content": feats[0], "style": feats[1]}
+        maps.update({s.label: inspector.restyle(s, feats[0], feats[1], ns.seed) for s in specs})
+        inspector.plot(maps, rows, ns.plot, ns.channels)
+        print(f"histograms written to {ns.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
@@ -302,6 +380,31 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--scale", type=int, default=1, help="multiply the number of identities")
     synth.set_defaults(func=cmd_synth_reid)
+
+    ins = sub.add_parser(
+        "inspect", help="what each augmenter does to a feature distribution (moments, W1)",
+        description="Run a content and a style image through a backbone to --block, restyle the "
+        "content's features with each augmenter (lambda 0, the style as partner) and compare "
+        "per-channel mean, std, skewness, kurtosis and 1-Wasserstein distance to the style's.",
+    )
+    ins.add_argument("--aug", default="adain,hm,efdm",
+                     help="augmenters, with arguments as NAME:K=V, e.g. adain,hm:bins=8,efdm")
+    ins.add_argument("--dataset", default="digits", help="where sampled images come from")
+    ins.add_argument("--data-root", metavar="DIR")
+    ins.add_argument("--domains", metavar="A,B", help="content and style domains (default the first two)")
+    ins.add_argument("--content", metavar="PATH", help="content image (with --style)")
+    ins.add_argument("--style", metavar="PATH", help="style image (with --content)")
+    ins.add_argument("--block", default="layer1", help="submodule whose output is inspected")
+    ins.add_argument("--backbone", metavar="NAME")
+    ins.add_argument("--image-size", metavar="N")
+    ins.add_argument("--pretrained", action="store_true",
+                     help="ImageNet weights (downloads; used anyway when already cached)")
+    ins.add_argument("--weights", metavar="PATH", help="local backbone checkpoint")
+    ins.add_argument("--seed", type=int, default=0)
+    ins.add_argument("--per-channel", action="store_true", help="also print every channel")
+    ins.add_argument("--plot", metavar="PNG", help="per-channel histograms (needs matplotlib)")
+    ins.add_argument("--channels", type=int, default=4, help="channels to plot (default 4)")
+    ins.set_defaults(func=cmd_inspect)
 
     tab = sub.add_parser("table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
