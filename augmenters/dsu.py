@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dgbench.pairing import gate
+from dgbench.pairing import check_p, gate
 from dgbench.registry import AUGMENTERS
 
 
@@ -24,8 +24,7 @@ class DSU(nn.Module):
 
     def __init__(self, p: float = 0.5, eps: float = 1e-6) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1]; got {p}")
+        check_p(p)
         self.p, self.eps = p, eps
 
     def extra_repr(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dgbench.pairing import check_mix, gate, partner_indices
+from dgbench.pairing import check_mix, check_p, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
 
@@ -24,8 +24,7 @@ class PermutedAdaIN(nn.Module):
 
     def __init__(self, p: float = 0.01, eps: float = 1e-5, mix: str = "random") -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1]; got {p}")
+        check_p(p)
         self.p, self.eps, self.mix = p, eps, check_mix(mix)
 
     def extra_repr(self) -> str:

@@ -17,10 +17,15 @@ def check_mix(mix: str) -> str:
     return mix
 
 
-def check_p_alpha(p: float, alpha: float) -> None:
-    """The gate probability and the Beta concentration of a mixing augmenter."""
+def check_p(p: float) -> None:
+    """The gate probability of any augmenter."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1]; got {p}")
+
+
+def check_p_alpha(p: float, alpha: float) -> None:
+    """The gate probability and the Beta concentration of a mixing augmenter."""
+    check_p(p)
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0; got {alpha}")
 
