@@ -300,6 +300,19 @@ class PACS(DomainDataset):
             transforms(self.image_size, train),
         )
 
+    supports_cache = True
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+
+    def cache_source(self) -> tuple[Path, list[str]]:
+        return self.layout.images, [rel for d in DOMAINS for rel, _ in self.splits[d]["all"]]
+
+    def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
+        from dgbench.imagecache import CachedDomainSet
+
+        self.check_domain(domain)
+        return CachedDomainSet(cache, self.splits[domain][split], self.domains.index(domain),
+                               train, self.mean, self.std)
+
     @classmethod
     def download(cls, dest: Path, url: str | None = None, sha256: str | None = None,
                  progress: bool = True) -> dict[str, Any]:

@@ -84,6 +84,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         user = C.read_preset(ns.preset)
     elif ns.config:
         user = C.read_yaml(ns.config)
+    if ns.no_cache:
+        C.set_value(user, "data.cache", False, from_text=False)
     if ns.dataset and ns.source and ns.dataset != ns.source:
         raise DGBenchError("--source and --dataset name the training dataset: give one")
     for flag, key in FLAG_KEYS.items():
@@ -343,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo finished runs")
     run.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-cache", action="store_true",
+                     help="decode images with PIL per item (data.cache=false) instead of the "
+                     "decoded-image cache with batched augmentation")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     run.set_defaults(func=cmd_run)
 

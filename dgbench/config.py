@@ -30,6 +30,7 @@ class DataConfig:
     batch_size: int = 64  # total batch; with mix=crossdomain half comes from each domain
     num_workers: int = 0
     subsample: int | None = None  # at most N images per (domain, split): smoke tests only
+    cache: bool = True  # decoded-image cache + batched augmentation (datasets that support it)
 
 
 @dataclass

@@ -58,6 +58,17 @@ class DomainDataset:
         """Facts for the run record (version, source, checksum ...)."""
         return {}
 
+    #: whether :meth:`cached_subset` exists (a decoded-image cache, dgbench.imagecache)
+    supports_cache: ClassVar[bool] = False
+
+    def cache_source(self) -> tuple[Path, list[str]]:
+        """The folder and the files (relative paths) the image cache decodes."""
+        raise NotImplementedError
+
+    def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
+        """Like :meth:`subset`, from the decoded-image cache (training items un-augmented)."""
+        raise NotImplementedError
+
     #: said by ``dgbench download NAME`` for a dataset that has no downloader
     download_note: ClassVar[str] = "it has no downloader; get its files by hand"
 

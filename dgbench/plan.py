@@ -259,7 +259,9 @@ def make_plan(cfg: C.Config) -> Plan:
                 run_cfg.aug.insert = insert
                 run_cfg.protocol.targets = [split.name]
                 run_cfg.train.sampler = sampler
-                if not device.startswith("cuda"):  # record what really happens
+                if not dataset.supports_cache:  # record what really happens
+                    run_cfg.data.cache = False
+                if not device.startswith("cuda"):
                     run_cfg.train.amp = False
                     run_cfg.train.channels_last = False
                 runs.append(Run(run_cfg, split, run_id(run_cfg, data_version)))

@@ -117,7 +117,18 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
         torch.backends.cudnn.benchmark = False  # the reference harness forces it on
 
     # ---- data: the protocol's parts, one loader each -----------------------------------
+    cache = None
+    if cfg.data.cache and dataset.supports_cache:  # decoded once; augmented per batch below
+        from dgbench import imagecache
+
+        folder, files = dataset.cache_source()
+        cache = imagecache.ImageCache.open_or_build(cfg.data.name, folder, files,
+                                                    cfg.data.image_size, progress)
+        aug_gen = torch.Generator(device=device).manual_seed(seed)
+
     def part(domain: str, name: str, train: bool) -> Any:
+        if cache is not None:
+            return subsample(dataset.cached_subset(cache, domain, name, train), cfg.data.subsample)
         return subsample(dataset.subset(domain, name, train), cfg.data.subsample)
 
     reid = target is not None
@@ -191,6 +202,10 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         for images, labels, _domains in train_loader:
+            if cache is not None:  # uint8 (small, big) views: the training transform, batched
+                small, big = (t.to(device, non_blocking=True) for t in images)
+                images = imagecache.normalise(imagecache.augment(small, big, aug_gen),
+                                              dataset.mean, dataset.std)
             images, labels = to_device(images, labels, device, channels_last)
             with autocast(device, amp_dtype):
                 logits = model(images)
@@ -274,6 +289,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
             "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
+        "data_cache": str(cache.path) if cache is not None else None,
         "device": {"type": device.type,
                    "name": torch.cuda.get_device_name(device) if cuda else "cpu",
                    "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,

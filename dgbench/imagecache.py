@@ -1,0 +1,208 @@
+"""A decoded-image cache and batched training augmentation, for file-based datasets (PACS).
+
+Decoding a JPEG every time an image is used dominates a small-model epoch. The cache decodes
+each source file once per (dataset, resolution) into uint8 arrays, memory-mapped:
+
+- ``small``: the image resized to (s, s), the published recipe's "no translation" branch,
+  and the test view (Resize(s) + CenterCrop(s)) for square images;
+- ``big``: resized to (1.125 s, 1.125 s), from which the "translation" branch crops s x s;
+- ``test``: only when some image is not square, Resize(s) + CenterCrop(s) for every image.
+
+They are made by the same PIL calls as the per-image path, so a cached image is bit-identical
+to the PIL path's; the random crop / flip / choice of branch are then drawn per batch from a
+torch generator and applied to the whole batch as tensor indexing on the training device
+(:func:`augment`). Same pixels for the same draws: only the random stream differs from
+``--no-cache`` (``data.cache=false``), which keeps the per-image PIL transforms.
+
+A cache lives in ``<cache dir>/images/<name>-<s>px-<fingerprint>/``. The fingerprint hashes
+every source file's path, size and modification time (and the cache format), so a changed
+file gives a new cache; ``manifest.json`` also stores each file's sha256. Builders take a file
+lock, write into a temporary folder and rename it into place, so two runs starting at once
+build it once and never see half a cache; a rebuild removes the older cache of the same
+source folder and resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dgbench.data import cache_dir
+
+FORMAT = 1
+VIEWS = ("small", "big", "test")
+
+
+def big_size(size: int) -> int:
+    return round(size * 1.125)  # 224 -> 252, the published translation recipe
+
+
+def fingerprint(folder: Path, files: Sequence[str], size: int) -> str:
+    h = hashlib.sha256(f"format {FORMAT} size {size}\n".encode())
+    for rel in files:
+        st = (folder / rel).stat()
+        h.update(f"{rel} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _decode(data: bytes, size: int) -> dict[str, np.ndarray]:
+    from PIL import Image
+    from torchvision import transforms as T
+
+    with Image.open(io.BytesIO(data)) as im:
+        rgb = im.convert("RGB")
+    views = {
+        "small": T.Resize((size, size))(rgb),
+        "big": T.Resize((big_size(size), big_size(size)))(rgb),
+        "test": T.CenterCrop(size)(T.Resize(size)(rgb)),
+    }
+    return {k: np.asarray(v, dtype=np.uint8).transpose(2, 0, 1) for k, v in views.items()}
+
+
+class ImageCache:
+    """The memory-mapped views of one (dataset, resolution); ``row(rel)`` finds an image."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest = json.loads((path / "manifest.json").read_text())
+        self.size = self.manifest["size"]
+        self.rows = {rel: i for i, rel in enumerate(self.manifest["files"])}
+        n = len(self.rows)
+        self.views = {
+            v: np.memmap(path / f"{v}.u8", dtype=np.uint8, mode="r", shape=(n, 3, *shape))
+            for v, shape in self.manifest["shapes"].items()
+        }
+        if "test" not in self.views:  # every image square: the test view is the small one
+            self.views["test"] = self.views["small"]
+
+    @classmethod
+    def open_or_build(cls, name: str, folder: Path, files: Sequence[str], size: int,
+                      progress: bool = True) -> "ImageCache":
+        files = sorted(set(files))
+        root = cache_dir() / "images"
+        target = root / f"{name}-{size}px-{fingerprint(folder, files, size)}"
+        if (target / "manifest.json").is_file():
+            return cls(target)
+        root.mkdir(parents=True, exist_ok=True)
+        import fcntl
+
+        with open(root / f".{target.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds it built
+            if not (target / "manifest.json").is_file():
+                _build(target, folder, files, size, progress)
+                _remove_stale(target, folder)
+        return cls(target)
+
+
+def _remove_stale(current: Path, folder: Path) -> None:
+    """Delete older caches of the same source folder and resolution (its files changed)."""
+    prefix = current.name.rsplit("-", 1)[0] + "-"
+    for other in current.parent.glob(prefix + "*"):
+        if other == current or not (other / "manifest.json").is_file():
+            continue
+        try:
+            if json.loads((other / "manifest.json").read_text())["folder"] == str(folder):
+                shutil.rmtree(other, ignore_errors=True)
+        except (OSError, ValueError, KeyError):
+            continue
+
+
+def _build(target: Path, folder: Path, files: list[str], size: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        shapes = {"small": (size, size), "big": (big_size(size), big_size(size)),
+                  "test": (size, size)}
+        maps = {v: np.memmap(tmp / f"{v}.u8", mode="w+", dtype=np.uint8,
+                             shape=(len(files), 3, *shapes[v])) for v in VIEWS}
+        sums, square = [], True
+        for i, rel in enumerate(tqdm(files, desc=f"caching {target.name}", unit="img",
+                                     disable=None if progress else True, leave=False)):
+            data = (folder / rel).read_bytes()
+            sums.append(hashlib.sha256(data).hexdigest())
+            views = _decode(data, size)
+            for v in VIEWS:
+                maps[v][i] = views[v]
+            square = square and np.array_equal(views["test"], views["small"])
+        keep = ["small", "big"] + ([] if square else ["test"])
+        for v in VIEWS:
+            maps[v].flush()
+            del maps[v]
+            if v not in keep:
+                (tmp / f"{v}.u8").unlink()
+        manifest = {"format": FORMAT, "size": size, "folder": str(folder), "files": files,
+                    "sha256": sums, "shapes": {v: list(shapes[v]) for v in keep}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        os.replace(tmp, target)  # atomic: readers see all of it or nothing
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class CachedDomainSet(Dataset):
+    """One domain's items from the cache: ``((small, big), label, domain)`` uint8 for training
+    (augmented per batch by :func:`augment`), ``(test view, label, domain)`` normalised float
+    for evaluation."""
+
+    def __init__(self, cache: ImageCache, items: list[tuple[str, int]], domain_index: int,
+                 train: bool, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.cache, self.train, self.domain_index = cache, train, domain_index
+        self.mean, self.std = mean, std  # evaluation items are returned normalised
+        self.rows = [cache.rows[rel] for rel, _ in items]
+        self.labels = [label for _, label in items]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[Any, int, int]:
+        row = self.rows[i]
+        if self.train:
+            views = (torch.from_numpy(np.array(self.cache.views["small"][row])),
+                     torch.from_numpy(np.array(self.cache.views["big"][row])))
+        else:
+            test = torch.from_numpy(np.array(self.cache.views["test"][row]))
+            views = normalise(test[None], self.mean, self.std)[0]
+        return views, self.labels[i], self.domain_index
+
+
+def normalise(u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, as ToTensor + Normalize: x / 255, then (x - mean) / std."""
+    m = torch.tensor(mean, device=u8.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=u8.device).view(1, 3, 1, 1)
+    return (u8.float().div_(255) - m) / s
+
+
+def apply(small: torch.Tensor, big: torch.Tensor, translate: torch.Tensor, top: torch.Tensor,
+          left: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """The published training transform on a batch, with its random choices given:
+    ``translate`` (B,) bool picks the crop of ``big`` at (``top``, ``left``) over ``small``;
+    ``flip`` (B,) bool mirrors. uint8 in, uint8 out, (B, 3, s, s)."""
+    b, _, s, _ = small.shape
+    dev = small.device
+    rows = (top.view(b, 1) + torch.arange(s, device=dev)).view(b, 1, s, 1)
+    cols = (left.view(b, 1) + torch.arange(s, device=dev)).view(b, 1, 1, s)
+    crop = big[torch.arange(b, device=dev).view(b, 1, 1, 1), torch.arange(3, device=dev).view(1, 3, 1, 1), rows, cols]
+    out = torch.where(translate.view(b, 1, 1, 1), crop, small)
+    return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
+
+
+def augment(small: torch.Tensor, big: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Draw the batch's random choices from ``gen`` (on the tensors' device) and apply them:
+    translation with p=0.5 at a uniform offset, horizontal flip with p=0.5."""
+    b, s, n = small.shape[0], small.shape[-1], big.shape[-1]
+    dev = small.device
+    translate = torch.rand(b, device=dev, generator=gen) < 0.5
+    top = torch.randint(0, n - s + 1, (b,), device=dev, generator=gen)
+    left = torch.randint(0, n - s + 1, (b,), device=dev, generator=gen)
+    flip = torch.rand(b, device=dev, generator=gen) < 0.5
+    return apply(small, big, translate, top, left, flip)
