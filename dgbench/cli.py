@@ -256,10 +256,10 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     cfg = resolve(user)
     pretrained = ns.pretrained or (not ns.weights and _pretrained_cached(cfg.model.backbone, cfg.model.width))
     if ns.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'") from None
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'")
     dataset = DATASETS.get(ns.dataset)(ns.data_root, cfg.data.image_size)
     if ns.content or ns.style:
         if not (ns.content and ns.style):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from dgbench import imagecache
-from dgbench.datasets.pacs import PACS, transforms
+from dgbench.datasets.pacs import PACS
 
 SIZE = 16  # big view: 18
 
