@@ -39,6 +39,11 @@ DEVIATIONS = [
 ]
 
 
+CACHE_DEVIATIONS = [
+    "Image cache: the training transform's random choices (translation, crop offset, flip) are "
+    "drawn per batch from a torch generator seeded by the run's seed and applied as tensor "
+    "operations; for given choices the pixels equal torchvision's per-image transforms.",
+]
 REID_DEVIATIONS = [
     "ReID ranking: gallery items at exactly equal distance are ordered by gallery index (a "
     "stable sort); torchreid's NumPy quicksort leaves their order unspecified.",
@@ -296,5 +301,6 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                    "channels_last": channels_last,
                    "cudnn_benchmark": False if cuda else None},
         "environment": environment(),
-        "deviations": DEVIATIONS + (REID_DEVIATIONS if reid else []),
+        "deviations": DEVIATIONS + (REID_DEVIATIONS if reid else [])
+        + (CACHE_DEVIATIONS if cache is not None else []),
     }
