@@ -304,7 +304,8 @@ class PACS(DomainDataset):
     mean, std = IMAGENET_MEAN, IMAGENET_STD
 
     def cache_source(self) -> tuple[Path, list[str]]:
-        return self.layout.images, [rel for d in DOMAINS for rel, _ in self.splits[d]["all"]]
+        files = {rel for d in DOMAINS for part in self.splits[d].values() for rel, _ in part}
+        return self.layout.images, sorted(files)
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
         from dgbench.imagecache import CachedDomainSet
