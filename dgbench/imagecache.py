@@ -157,7 +157,9 @@ class CachedDomainSet(Dataset):
     def __init__(self, cache: ImageCache, items: list[tuple[str, int]], domain_index: int,
                  train: bool, mean: Sequence[float], std: Sequence[float]) -> None:
         self.cache, self.train, self.domain_index = cache, train, domain_index
-        self.mean, self.std = mean, std  # evaluation items are returned normalised
+        # evaluation items are returned normalised: (x / 255 - mean) / std
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
         self.rows = [cache.rows[rel] for rel, _ in items]
         self.labels = [label for _, label in items]
 
@@ -175,10 +177,11 @@ class CachedDomainSet(Dataset):
         return views, self.labels[i], self.domain_index
 
 
-def normalise(u8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float, as ToTensor + Normalize: x / 255, then (x - mean) / std."""
-    m = torch.tensor(mean, device=u8.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=u8.device).view(1, 3, 1, 1)
+def normalise(u8: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, as ToTensor + Normalize: x / 255, then (x - mean) / std
+    (``mean``, ``std``: 3 numbers, or tensors already shaped (1, 3, 1, 1))."""
+    m = torch.as_tensor(mean, device=u8.device).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, device=u8.device).view(1, 3, 1, 1)
     return (u8.float().div_(255) - m) / s
 
 

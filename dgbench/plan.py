@@ -120,7 +120,7 @@ def _check_shared_args(args: dict[str, Any], names: list[str]) -> None:
             )
         # A shared argument only some registered augmenter takes is fine (a preset's p and
         # alpha with --aug none); one that no augmenter takes at all is a typo.
-        takers = [n for n in [*names, *AUGMENTERS.names()] if key in _init_params(AUGMENTERS.get(n))[0]]
+        takers = [n for n in AUGMENTERS.names() if key in _init_params(AUGMENTERS.get(n))[0]]
         if not takers:
             raise ConfigError(
                 f"no augmenter in {', '.join(names)} takes the argument {key!r}; "
