@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from dgbench.data import DomainDataset
+from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset
 from dgbench.errors import DataError
 from dgbench.registry import DATASETS
 
@@ -41,8 +41,6 @@ SPLIT_FILES = {"train": "train_kfold", "val": "crossval_kfold", "all": "test_kfo
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FALLBACK_SEED = 0
 FALLBACK_VAL = 0.1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 WHERE_TO_GET = (
     "Get PACS from the authors' page (https://domaingeneralization.github.io/), then pass "
     "--data-root DIR or set DGBENCH_DATA. Accepted layouts: "

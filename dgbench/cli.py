@@ -243,7 +243,9 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
 
     import torch
 
+    from dgbench import config as C
     from dgbench import inspector
+    from dgbench.data import IMAGENET_MEAN, IMAGENET_STD
     from dgbench.models import build_backbone
     from dgbench.plan import resolve
     from dgbench.registry import DATASETS
@@ -251,8 +253,8 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     specs = inspector.parse_specs(ns.aug)
     user: dict[str, Any] = {"data.name": ns.dataset}
     for key, value in (("model.backbone", ns.backbone), ("data.image_size", ns.image_size)):
-        if value is not None:
-            user[key] = value
+        if value is not None:  # command-line text, converted and checked like run's flags
+            C.set_value(user, key, value, from_text=True)
     cfg = resolve(user)
     pretrained = ns.pretrained or (not ns.weights and _pretrained_cached(cfg.model.backbone, cfg.model.width))
     if ns.plot:
@@ -268,7 +270,7 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
         from torchvision import transforms as T
 
         tf = T.Compose([T.Resize(cfg.data.image_size), T.CenterCrop(cfg.data.image_size), T.ToTensor(),
-                        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+                        T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
         images, where = [], [ns.content, ns.style]
         for path in where:
             try:
@@ -293,13 +295,12 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
              else "UNTRAINED (random init, seeded): pass --pretrained or --weights for a trained one")
     torch.manual_seed(ns.seed)
     feats = inspector.block_features(model, ns.block, torch.stack(images))
-    rows = inspector.compare(feats[0], feats[1], specs, ns.seed)
+    maps = inspector.restyled(feats[0], feats[1], specs, ns.seed)
+    rows = inspector.compare(maps)
     print(f"content: {where[0]}  style: {where[1]}  block: {ns.block} {tuple(feats.shape[1:])}  "
           f"backbone: {cfg.model.backbone} ({state})")
     print(inspector.render_rows(rows, ns.per_channel), end="")
     if ns.plot:
-        maps = {"content": feats[0], "style": feats[1]}
-        maps.update({s.label: inspector.restyle(s, feats[0], feats[1], ns.seed) for s in specs})
         inspector.plot(maps, rows, ns.plot, ns.channels)
         print(f"histograms written to {ns.plot}")
     return 0

@@ -19,6 +19,9 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 from dgbench.errors import DataError
 
 SPLITS = ("train", "val", "all")
+# torchvision's ImageNet normalisation, used by every dataset fed to ImageNet-style backbones
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def cache_dir() -> Path:

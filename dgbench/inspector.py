@@ -90,16 +90,23 @@ def restyle(spec: Spec, content: torch.Tensor, style: torch.Tensor, seed: int = 
         return aug(torch.stack([content, style]))[0]
 
 
-def compare(content: torch.Tensor, style: torch.Tensor, specs: list[Spec],
-            seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
-    """Rows ``content``, ``style`` and one per spec: per-channel stats, their absolute
-    difference to the style's (``d_mean`` ...) and ``w1`` to the style; each (C,)."""
+def restyled(content: torch.Tensor, style: torch.Tensor, specs: list[Spec],
+             seed: int = 0) -> dict[str, torch.Tensor]:
+    """``content``, ``style`` and each spec's output, by label: the maps :func:`compare` and
+    :func:`plot` read."""
     if content.shape != style.shape:
         raise DataError(f"content and style feature maps differ in shape: {tuple(content.shape)} "
                         f"vs {tuple(style.shape)}")
-    target = channel_stats(style)
     maps = {"content": content, "style": style}
     maps.update({s.label: restyle(s, content, style, seed) for s in specs})
+    return maps
+
+
+def compare(maps: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """Per map (see :func:`restyled`): per-channel stats, their absolute difference to the
+    style's (``d_mean`` ...) and ``w1`` to the style; each (C,)."""
+    style = maps["style"]
+    target = channel_stats(style)
     rows = {}
     for label, feat in maps.items():
         stats = channel_stats(feat)

@@ -19,11 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dgbench.data import DomainDataset
+from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset
 from dgbench.errors import ConfigError, DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Item = tuple[str, int, int]  # (path relative to the dataset's folder, pid, camera 0-based)
 

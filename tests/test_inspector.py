@@ -29,7 +29,7 @@ def test_stats_of_a_known_distribution():
 def test_efdm_matches_everything_adain_two_moments_hm_in_between():
     content, style = maps()
     specs = inspector.parse_specs("adain,hm:bins=4,hm,efdm")
-    rows = inspector.compare(content, style, specs)
+    rows = inspector.compare(inspector.restyled(content, style, specs))
     assert float(rows["style"]["w1"].max()) == 0.0
     efdm = rows["efdm"]
     assert float(efdm["w1"].max()) < 1e-6
@@ -65,3 +65,4 @@ def test_inspect_command_prints_and_plots(tmp_path, capsys):
     assert png.stat().st_size > 1000
     assert main(["inspect", "--dataset", "toy", "--block", "nothere"]) == 2
     assert main(["inspect", "--dataset", "toy", "--content", "only-one.png"]) == 2
+    assert main(["inspect", "--dataset", "toy", "--image-size", "big"]) == 2  # text is checked
