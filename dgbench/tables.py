@@ -199,6 +199,9 @@ def build_table(
             "protocol: point 'dgbench table' at one experiment folder"
         )
     reid = protocols == {"reid"}
+    if reid and select != "last":
+        raise DataError(f"reid runs are evaluated once, on the final model: --select {select} "
+                        "does not apply (use last)")
     labels = _labels(records)
     col_order: dict[str, tuple[int, int]] = {}
     cells: dict[tuple[str, str], list[float]] = {}
@@ -207,20 +210,16 @@ def build_table(
         titles = rec.get("dataset", {}).get("titles", {})
         split, index = rec["split"]["name"], rec["split"].get("index", 0)
         if reid:
-            if select != "last":
-                raise DataError(f"reid runs are evaluated once, on the final model: --select "
-                                f"{select} does not apply (use last)")
-            index = 0
-            values = _reid_values(rec)
-        elif per_target:
-            chosen = selected_epoch(rec, select)
-            values = {
-                f"{titles.get(split, split)}->{titles.get(t, t)}": (i, acc)
-                for i, (t, acc) in enumerate(chosen["test_acc"].items())
-            }
+            index, values = 0, _reid_values(rec)
         else:
             chosen = selected_epoch(rec, select)
-            values = {titles.get(split, split): (0, chosen["score"])}
+            if per_target:
+                values = {
+                    f"{titles.get(split, split)}->{titles.get(t, t)}": (i, acc)
+                    for i, (t, acc) in enumerate(chosen["test_acc"].items())
+                }
+            else:
+                values = {titles.get(split, split): (0, chosen["score"])}
         for col, (sub, acc) in values.items():
             col_order.setdefault(col, (index, sub))
             cells.setdefault((label, col), []).append(100.0 * acc)
