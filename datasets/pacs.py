@@ -105,12 +105,17 @@ def find_layout(root: str | None) -> Layout:
     raise DataError(f"PACS not found (looked in {', '.join(tried)}). {WHERE_TO_GET}")
 
 
+def image_files(images: Path, domain: str) -> list[Path]:
+    """Every image file on disk under ``images/<domain>/<class>/``, sorted."""
+    return [p for p in sorted((images / domain).glob("*/*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def content_digests(layout: Layout) -> dict[str, str | None]:
     """The content digests the download is checked against (``splits`` None without split files)."""
     from dgbench.download import tree_digest
 
-    images = [p for d in DOMAINS for p in sorted((layout.images / d).rglob("*"))
-              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    images = [p for d in DOMAINS for p in image_files(layout.images, d)]
     splits = sorted(layout.splits.glob("*_kfold.txt")) if layout.splits else []
     return {
         "images": tree_digest(layout.images, images),
@@ -323,11 +328,8 @@ class PACS(DomainDataset):
         listed = {rel for d in DOMAINS for rel, _ in self.splits[d]["all"]} | set(self.excluded)
         unlisted = []
         for domain in DOMAINS:
-            files = [
-                f"{domain}/{p.parent.name}/{p.name}"
-                for p in sorted((self.layout.images / domain).glob("*/*"))
-                if p.suffix.lower() in IMAGE_SUFFIXES
-            ]
+            files = [f"{domain}/{p.parent.name}/{p.name}"
+                     for p in image_files(self.layout.images, domain)]
             on_disk[domain] = len(files)
             unlisted += [f for f in files if f not in listed]
         problems = list(self.layout.problems)
