@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
-from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset
+from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList
 from dgbench.errors import DataError
 from dgbench.registry import DATASETS
 
@@ -227,25 +226,6 @@ def _fallback_split(items: list[tuple[str, int]]) -> dict[str, list[tuple[str, i
     return {"train": sorted(train), "val": sorted(val), "all": sorted(items)}
 
 
-class FileDomainSet(Dataset):
-    """Images read from files, converted to RGB, then transformed; one domain."""
-
-    def __init__(self, images: Path, items: list[tuple[str, int]], domain_index: int, transform):
-        self.images, self.items = images, items
-        self.domain_index, self.transform = domain_index, transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        from PIL import Image
-
-        rel, label = self.items[i]
-        with Image.open(self.images / rel) as im:
-            image = im.convert("RGB")
-        return self.transform(image), label, self.domain_index
-
-
 def transforms(image_size: int, train: bool):
     """The published recipe: random translation (p=0.5) and flip for training; resize + crop."""
     from torchvision import transforms as T
@@ -298,10 +278,9 @@ class PACS(DomainDataset):
 
     def subset(self, domain: str, split: str, train: bool) -> Dataset:
         self.check_domain(domain)
-        return FileDomainSet(
-            self.layout.images, self.splits[domain][split], self.domains.index(domain),
-            transforms(self.image_size, train),
-        )
+        index = self.domains.index(domain)
+        items = [(rel, label, index) for rel, label in self.splits[domain][split]]
+        return ImageList(self.layout.images, items, transforms(self.image_size, train))
 
     supports_cache = True
     mean, std = IMAGENET_MEAN, IMAGENET_STD

@@ -93,6 +93,29 @@ class DomainDataset:
             )
 
 
+class ImageList(Dataset):
+    """Images read from files under ``folder``, converted to RGB and transformed.
+
+    ``items`` are ``(relative path, a, b)``; an item is ``(transform(image), a, b)``: (label,
+    domain index) for classification datasets, (pid, camera) for re-identification ones.
+    """
+
+    def __init__(self, folder: Path, items: Sequence[tuple[str, int, int]],
+                 transform: Callable[[Any], torch.Tensor]) -> None:
+        self.folder, self.items, self.transform = folder, items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        from PIL import Image
+
+        rel, a, b = self.items[i]
+        with Image.open(self.folder / rel) as im:
+            image = im.convert("RGB")
+        return self.transform(image), a, b
+
+
 class TensorDomainSet(Dataset):
     """In-memory images (N, 3, H, W) uint8 with labels, one domain, and a per-item transform."""
 

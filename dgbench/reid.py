@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset
+from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList
 from dgbench.errors import ConfigError, DataError
 
 Item = tuple[str, int, int]  # (path relative to the dataset's folder, pid, camera 0-based)
@@ -59,24 +59,6 @@ def locate(root: str | None, name: str, title: str, subfolders: tuple[str, ...],
         if all((folder / f).is_dir() for f in has):
             return folder
     raise DataError(f"{title} not found (looked in {', '.join(tried)}). {where}")
-
-
-class ImageList(Dataset):
-    """``(image, pid, camera)`` items read from files, converted to RGB and transformed."""
-
-    def __init__(self, folder: Path, items: list[Item], transform: Any) -> None:
-        self.folder, self.items, self.transform = folder, items, transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        from PIL import Image
-
-        rel, pid, cam = self.items[i]
-        with Image.open(self.folder / rel) as im:
-            image = im.convert("RGB")
-        return self.transform(image), pid, cam
 
 
 def reid_transforms(height: int, width: int, train: bool) -> Any:
