@@ -6,7 +6,9 @@ at 16 px, so an end-to-end ``dgbench run`` takes seconds on a CPU.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,10 @@ import pytest
 import torch
 
 # Built datasets go to a private cache, never the user's (set before dgbench is imported).
-os.environ.setdefault("DGBENCH_CACHE", tempfile.mkdtemp(prefix="dgbench-test-cache-"))
+if "DGBENCH_CACHE" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="dgbench-test-cache-")
+    os.environ["DGBENCH_CACHE"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # leave nothing behind
 
 from dgbench.data import DomainDataset, TensorDomainSet  # noqa: E402
 from dgbench.registry import DATASETS  # noqa: E402

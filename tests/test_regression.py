@@ -1,0 +1,169 @@
+"""Pinned results of real runs: moving code must not move a number.
+
+Every run here goes through ``dgbench run`` at one torch thread and is compared with numbers
+pinned from main before the task/loop reshaping (commit ce9e7ce): per run, the correct
+count of every test set, the source-validation accuracy, the mean mAP / Rank-1 of ReID runs,
+and the loss of every epoch, all exactly. They were produced on this project's machine (2-core
+AMD EPYC, torch's AVX2 CPU kernels, torch 2.14.1); another CPU kernel set or torch version
+computes in another order, so there the comparison is skipped with the reason shown.
+
+The fast slices run by default; the README main job itself and the whole ``reid-synth-cpu``
+preset (minutes) are marked ``slow``: ``pytest -m slow tests/test_regression.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from dgbench.cli import main
+
+PACS = Path(__file__).resolve().parents[2] / "shared" / "data" / "PACS"
+PINNED_ON = ("2.14.1", "AVX2")
+
+
+def _environment_matches() -> tuple[bool, str]:
+    here = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability())
+    return here == PINNED_ON, f"numbers pinned with torch {PINNED_ON[0]} on {PINNED_ON[1]} " \
+        f"kernels; this is torch {here[0]} on {here[1]}"
+
+
+_ok, _why = _environment_matches()
+pytestmark = pytest.mark.skipif(not _ok, reason=_why)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def summarise(out: Path) -> dict[str, Any]:
+    """What is pinned of every record under ``out``, keyed "aug split"."""
+    got = {}
+    for path in sorted(out.rglob("record.json")):
+        r = json.loads(path.read_text())
+        final = r["final"]
+        row: dict[str, Any] = {"loss": [h["loss"] for h in r["history"]]}
+        if "mean" in final:  # reid
+            row.update(mAP=final["mean"]["mAP"], rank1=final["mean"]["rank1"])
+        else:
+            row.update(test={k: [v["correct"], v["n"]] for k, v in final["test"].items()},
+                       val_acc=final["val_acc"])
+        got[f"{r['aug']} {r['split']['name']}"] = row
+    return got
+
+
+def run(out: Path, *args: str) -> dict[str, Any]:
+    assert main(["run", *args, "--no-progress", "--out", str(out)]) == 0
+    return summarise(out)
+
+
+# -- default suite: slices of the three jobs --------------------------------------------------
+DIGITS_SLICE = {
+    "efdmix color": {"loss": [2.3674901326497397, 2.3270050684611],
+                     "test": {"color": [9, 64]}, "val_acc": 0.11458333333333333},
+    "efdmix inverted": {"loss": [2.3504886627197266, 2.3512425422668457],
+                        "test": {"inverted": [4, 64]}, "val_acc": 0.125},
+    "efdmix photo": {"loss": [2.3971532185872397, 2.344783624013265],
+                     "test": {"photo": [10, 64]}, "val_acc": 0.09895833333333333},
+    "efdmix plain": {"loss": [2.3683621088663735, 2.334169069925944],
+                     "test": {"plain": [5, 64]}, "val_acc": 0.078125},
+    "mixstyle photo": {"loss": [2.377800941467285, 2.3182172775268555],
+                       "test": {"photo": [11, 64]}, "val_acc": 0.109375},
+}
+
+
+def test_digits_main_job_slice(tmp_path):
+    """The README main job (efdmix, LODO on digits) on 64 images per part for 2 epochs."""
+    got = run(tmp_path / "a", "--aug", "efdmix", "--protocol", "lodo",
+              "data.subsample=64", "train.epochs=2")
+    got.update(run(tmp_path / "b", "--aug", "mixstyle", "--targets", "photo",
+                   "data.subsample=64", "train.epochs=2"))
+    assert got == DIGITS_SLICE
+
+
+REID_SLICE = {
+    "efdmix market1501->grid": {
+        "loss": [3.7183497292654857, 3.6933190482003346, 3.565403802054269, 3.5561117444719588],
+        "mAP": 0.11864311587524438, "rank1": 0.016},
+    "none market1501->grid": {
+        "loss": [3.6960857936314175, 3.500624792916434, 3.2855807713099887, 3.144028799874442],
+        "mAP": 0.18315709152168108, "rank1": 0.10800000000000001},
+}
+
+
+def test_reid_synth_slice(tmp_path):
+    """reid-synth-cpu (Market -> all 10 GRID splits) for 4 epochs with a step at epoch 2."""
+    from dgbench.synthreid import generate
+
+    generate(tmp_path / "data")
+    got = run(tmp_path / "out", "--preset", "reid-synth-cpu", "--data-root", str(tmp_path / "data"),
+              "--aug", "none,efdmix", "train.epochs=4", "train.step_epochs=2")
+    assert got == REID_SLICE
+
+
+PACS_SLICE = {  # near chance after 2 epochs on 48 images: the losses carry the check
+    "efdmix photo": {"loss": [1.97958242893219, 1.950620174407959],
+                     "test": {"photo": [6, 48]}, "val_acc": 0.1875},
+    "efdmix sketch": {"loss": [1.9476995468139648, 1.9799213409423828],
+                      "test": {"sketch": [10, 48]}, "val_acc": 0.1597222222222222},
+    "none photo": {"loss": [1.9791990518569946, 1.9347330331802368],
+                   "test": {"photo": [6, 48]}, "val_acc": 0.1875},
+    "none sketch": {"loss": [1.9853852987289429, 1.8936495780944824],
+                    "test": {"sketch": [10, 48]}, "val_acc": 0.1875},
+}
+PACS_SLICE_PIL = {
+    "efdmix photo": {"loss": [1.982116460800171, 1.9521596431732178],
+                     "test": {"photo": [6, 48]}, "val_acc": 0.1875},
+    "none photo": {"loss": [1.9843188524246216, 1.8845860958099365],
+                   "test": {"photo": [6, 48]}, "val_acc": 0.1875},
+}
+
+
+@pytest.mark.skipif(not PACS.is_dir(), reason="real PACS not in ../shared/data/PACS")
+def test_pacs_lodo_cpu_slice(tmp_path, monkeypatch):
+    """pacs-lodo-cpu on 48 images per part for 2 epochs: the image cache and the PIL path."""
+    monkeypatch.setenv("DGBENCH_CACHE", str(tmp_path / "cache"))
+    args = ["--preset", "pacs-lodo-cpu", "--data-root", str(PACS), "--aug", "none,efdmix",
+            "--targets", "photo,sketch", "data.subsample=48", "train.epochs=2"]
+    assert run(tmp_path / "a", *args) == PACS_SLICE
+    assert run(tmp_path / "b", *args, "--targets", "photo", "--no-cache") == PACS_SLICE_PIL
+
+
+# -- slow: the README main job and the whole ReID preset ---------------------------------------
+MAIN_JOB = {  # dgbench run --aug efdmix --protocol lodo (test accuracies 52.4 55.0 37.8 53.9 %)
+    "efdmix plain": ([238, 454], 0.6296296296296297, 1.330911231763435),
+    "efdmix photo": ([248, 451], 0.9444444444444444, 0.2381486314715761),
+    "efdmix color": ([169, 447], 0.8518518518518519, 0.3954287731286251),
+    "efdmix inverted": ([240, 445], 0.6555555555555556, 1.0787029844341856),
+}
+
+
+@pytest.mark.slow
+def test_readme_main_job(tmp_path):
+    got = run(tmp_path, "--aug", "efdmix", "--protocol", "lodo")
+    assert {k: (next(iter(v["test"].values())), v["val_acc"], v["loss"][-1])
+            for k, v in got.items()} == MAIN_JOB
+
+
+REID_PRESET = {  # dgbench run --preset reid-synth-cpu on dgbench synth-reid (seed 0)
+    "none market1501->grid": (0.4412837591237128, 0.308, 0.7468347549438477),
+    "mixstyle market1501->grid": (0.3797768530877379, 0.22800000000000004, 0.8642894881112235),
+    "efdmix market1501->grid": (0.5570768992921931, 0.40800000000000003, 0.7697760718209403),
+}
+
+
+@pytest.mark.slow
+def test_reid_synth_preset(tmp_path):
+    from dgbench.synthreid import generate
+
+    generate(tmp_path / "data")
+    got = run(tmp_path / "out", "--preset", "reid-synth-cpu", "--data-root", str(tmp_path / "data"))
+    assert {k: (v["mAP"], v["rank1"], v["loss"][-1]) for k, v in got.items()} == REID_PRESET
