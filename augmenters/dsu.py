@@ -7,14 +7,14 @@ ICLR 2022.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from dgbench.augmenter import Augmenter
 from dgbench.pairing import check_p, gate
 from dgbench.registry import AUGMENTERS
 
 
 @AUGMENTERS.register("dsu")
-class DSU(nn.Module):
+class DSU(Augmenter):
     """DSU (Li et al., ICLR 2022): perturb channel mean/std by their spread over the batch."""
 
     paper = "Li et al., Uncertainty Modeling for Out-of-Distribution Generalization, ICLR 2022"
@@ -27,8 +27,6 @@ class DSU(nn.Module):
         check_p(p)
         self.p, self.eps = p, eps
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, eps={self.eps}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):

@@ -7,8 +7,8 @@ and Domain Generalization." CVPR 2022.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from dgbench.augmenter import Augmenter
 from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
@@ -34,7 +34,7 @@ class _MixSorted(torch.autograd.Function):
 
 
 @AUGMENTERS.register("efdmix")
-class EFDMix(nn.Module):
+class EFDMix(Augmenter):
     """EFDMix (Zhang et al., CVPR 2022): mix each channel's sorted values with a partner's."""
 
     paper = (
@@ -52,8 +52,6 @@ class EFDMix(nn.Module):
         check_p_alpha(p, alpha)
         self.p, self.alpha, self.mix, self.stable = p, alpha, check_mix(mix), stable
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, alpha={self.alpha}, mix={self.mix!r}, stable={self.stable}"
 
     def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
         """lambda per sample, (B, 1, 1, 1): the content's share of the mix."""
@@ -95,8 +93,6 @@ class EFDM(EFDMix):
     def __init__(self, p: float = 0.5, mix: str = "random", stable: bool = False) -> None:
         super().__init__(p=p, alpha=1.0, mix=mix, stable=stable)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, mix={self.mix!r}, stable={self.stable}"
 
     def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(batch, 1, 1, 1, device=x.device)

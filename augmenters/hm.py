@@ -28,8 +28,6 @@ class HistogramMatching(EFDM):
             raise ValueError(f"bins must be >= 1; got {bins}")
         self.bins = bins
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, bins={self.bins}, mix={self.mix!r}, stable={self.stable}"
 
     def match(self, values: torch.Tensor, order: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
         """Map each value through its own eCDF (its rank) into the partner's quantile

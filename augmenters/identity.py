@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from dgbench.augmenter import Augmenter
 from dgbench.registry import AUGMENTERS
 
 
 @AUGMENTERS.register("none")
-class Identity(nn.Module):
+class Identity(Augmenter):
     """No feature augmentation (the ERM baseline)."""
 
     paper = "ERM baseline (no feature augmentation)"
-    detached = "-"
-    placement = "-"
     cost = "none"
 
     def __init__(self) -> None:  # no hyperparameters

@@ -6,14 +6,14 @@ Zhou, Yang, Qiao, Xiang. "Domain Generalization with MixStyle." ICLR 2021.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from dgbench.augmenter import Augmenter
 from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
 
 @AUGMENTERS.register("mixstyle")
-class MixStyle(nn.Module):
+class MixStyle(Augmenter):
     """MixStyle (Zhou et al., ICLR 2021): mix channel mean/std with a partner sample."""
 
     paper = "Zhou et al., Domain Generalization with MixStyle, ICLR 2021"
@@ -28,8 +28,6 @@ class MixStyle(nn.Module):
         check_p_alpha(p, alpha)
         self.p, self.alpha, self.eps, self.mix = p, alpha, eps, check_mix(mix)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, alpha={self.alpha}, eps={self.eps}, mix={self.mix!r}"
 
     def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
         """lambda per sample, (B, 1, 1, 1): the content's share of the mix."""
@@ -65,8 +63,6 @@ class AdaIN(MixStyle):
     def __init__(self, p: float = 0.5, eps: float = 1e-6, mix: str = "random") -> None:
         super().__init__(p=p, alpha=1.0, eps=eps, mix=mix)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, eps={self.eps}, mix={self.mix!r}"
 
     def weights(self, batch: int, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(batch, 1, 1, 1, device=x.device)  # the partner's statistics, whole

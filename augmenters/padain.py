@@ -7,14 +7,14 @@ Classification." CVPR 2021.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from dgbench.augmenter import Augmenter
 from dgbench.pairing import check_mix, check_p, gate, partner_indices
 from dgbench.registry import AUGMENTERS
 
 
 @AUGMENTERS.register("padain")
-class PermutedAdaIN(nn.Module):
+class PermutedAdaIN(Augmenter):
     """pAdaIN (Nuriel et al., CVPR 2021): with small probability, AdaIN to a partner's statistics."""
 
     paper = "Nuriel et al., Permuted AdaIN, CVPR 2021"
@@ -27,8 +27,6 @@ class PermutedAdaIN(nn.Module):
         check_p(p)
         self.p, self.eps, self.mix = p, eps, check_mix(mix)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, eps={self.eps}, mix={self.mix!r}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):

@@ -1,6 +1,6 @@
 """``grid``: the QMUL underGround Re-IDentification dataset (Loy, Xiang, Gong, "Multi-camera
 activity correlation analysis", CVPR 2009), with its 10 splits, read with torchreid's rules
-(``PROTOCOLS.md`` section 4).
+(see the README's re-identification section).
 
 Accepted roots (``--data-root``, ``$DGBENCH_DATA``): the folder holding ``probe/``,
 ``gallery/`` and ``features_and_partitions.mat``, or its parents ``underground_reid/``,
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dgbench.errors import DataError
-from dgbench.reid import Item, ReIDDataset, ReIDSplit, locate
+from dgbench.reid_data import Item, ReIDDataset, ReIDSplit, locate
 from dgbench.registry import DATASETS
 
 MAT = "features_and_partitions.mat"

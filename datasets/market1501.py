@@ -1,5 +1,5 @@
 """``market1501``: Market-1501 (Zheng et al., "Scalable Person Re-identification: A Benchmark",
-ICCV 2015), read with torchreid's rules (``PROTOCOLS.md`` section 4).
+ICCV 2015), read with torchreid's rules (see the README's re-identification section).
 
 Accepted roots (``--data-root``, ``$DGBENCH_DATA``): the folder holding
 ``bounding_box_train/``, ``query/`` and ``bounding_box_test/``, or any of its parents
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dgbench.errors import DataError
-from dgbench.reid import Item, ReIDDataset, ReIDSplit, locate
+from dgbench.reid_data import Item, ReIDDataset, ReIDSplit, locate
 from dgbench.registry import DATASETS
 
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

@@ -7,111 +7,26 @@ trains or is written.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from dgbench.errors import DGBenchError
 
-# CLI flag -> dotted config key (values are text, converted to the key's type)
-FLAG_KEYS = {
-    "aug": "aug.names",
-    "protocol": "protocol.name",
-    "dataset": "data.name",
-    "source": "data.name",
-    "target": "protocol.target",
-    "splits": "protocol.splits",
-    "data_root": "data.root",
-    "targets": "protocol.targets",
-    "seeds": "seeds",
-    "backbone": "model.backbone",
-    "insert": "aug.insert",
-    "weights": "model.weights",
-    "epochs": "train.epochs",
-    "lr": "train.lr",
-    "batch_size": "data.batch_size",
-    "device": "device",
-    "experiment": "experiment",
-}
-
-
-def _keys_help() -> str:
-    from dgbench import config as C
-
-    lines = ["config keys (YAML, or KEY=VALUE on the command line):"]
-    cfg = C.to_dict(C.Config())
-    for key, tp in C.LEAVES.items():
-        node: Any = cfg
-        for part in key.split("."):
-            node = node[part]
-        lines.append(f"  {key:<22} {C.type_name(tp):<28} default {node!r}")
-    lines.append("  (a dataset may recommend other defaults; see its 'defaults' in datasets/)")
-    return "\n".join(lines)
-
-
-def _parse_aug_args(text: str) -> dict[str, Any]:
-    """``alpha=0.3,mix=crossdomain,mixstyle.p=1`` -> checked later against the signatures."""
-    from dgbench.config import CliText
-
-    args: dict[str, Any] = {}
-    # split on commas that start a new key=value pair, so values may hold commas
-    for item in re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text):
-        if not item.strip():
-            continue
-        if "=" not in item:
-            raise DGBenchError(f"--aug-args expects key=value pairs, got {item!r}")
-        key, value = (s.strip() for s in item.split("=", 1))
-        head, _, tail = key.partition(".")
-        if tail:
-            args.setdefault(head, {})[tail] = CliText(value)
-        else:
-            args[key] = CliText(value)
-    return args
-
 
 def cmd_run(ns: argparse.Namespace) -> int:
     from dgbench import config as C
-    from dgbench.experiment import execute, summary
+    from dgbench.experiment import dry_run, execute, summary
     from dgbench.plan import make_plan, resolve
     from dgbench.records import load_records
     from dgbench.tables import build_table, render
 
-    if ns.config and ns.preset:
-        raise DGBenchError("give --preset or --config, not both (a preset is a config file)")
-    user: dict[str, Any] = {}
-    if ns.preset:
-        user = C.read_preset(ns.preset)
-    elif ns.config:
-        user = C.read_yaml(ns.config)
-    if ns.no_cache:
-        C.set_value(user, "data.cache", False, from_text=False)
-    if ns.dataset and ns.source and ns.dataset != ns.source:
-        raise DGBenchError("--source and --dataset name the training dataset: give one")
-    for flag, key in FLAG_KEYS.items():
-        value = getattr(ns, flag)
-        if value is not None:
-            C.set_value(user, key, value, from_text=True)
-    if ns.pretrained:
-        user["model.pretrained"] = True
-    if ns.aug_args:
-        args = dict(user.get("aug.args", {}))
-        for k, v in _parse_aug_args(ns.aug_args).items():
-            args[k] = {**args.get(k, {}), **v} if isinstance(v, dict) else v
-        user["aug.args"] = args
-    for item in ns.overrides:
-        if "=" not in item:
-            raise DGBenchError(f"unexpected argument {item!r}; overrides look like train.lr=0.01")
-        key, value = item.split("=", 1)
-        C.set_value(user, key.strip(), value.strip(), from_text=True)
-
+    user = C.user_settings(vars(ns), ns.preset, ns.config, ns.aug_args, ns.overrides)
     plan = make_plan(resolve(user))
     print(summary(plan), flush=True)
     out = Path(ns.out)
     if ns.dry_run:
-        for run in plan.runs:
-            state = "done" if (out / plan.experiment / run.run_id / "done").exists() else "to run"
-            print(f"  {run.run_id}  {run.label():<40} {state}")
+        print("\n".join(dry_run(plan, out)))
         return 0
     print(f"writing records under {out / plan.experiment}", flush=True)
     records = execute(plan, out, force=ns.force, progress=not ns.no_progress)
@@ -154,11 +69,10 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_table(ns: argparse.Namespace) -> int:
-    from dgbench.records import load_records
+    from dgbench.results import load
     from dgbench.tables import build_table, render
 
-    records, unfinished = load_records(ns.folder)
-    table = build_table(records, unfinished, ns.select, ns.error, ns.per_target)
+    table = build_table(load(ns.folder), ns.select, ns.error, ns.per_target)
     text = render(table, ns.format, ns.compare_paper)
     if ns.output:
         from dgbench.records import atomic_write_text
@@ -171,33 +85,13 @@ def cmd_table(ns: argparse.Namespace) -> int:
 
 
 def cmd_data(ns: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     from dgbench.plan import resolve
     from dgbench.registry import DATASETS
 
     cfg = resolve({"data.name": ns.name}).data  # the dataset's own image size
     dataset = DATASETS.get(ns.name)(ns.data_root, cfg.image_size)
-    print(f"dataset {ns.name}: {type(dataset).__doc__.strip().splitlines()[0]}")
-    if getattr(dataset, "task", None) == "reid":
-        print("\n".join(dataset.report()))
-        return 0
-    facts = dataset.describe()
-    inventory = dataset.inventory()
-    for key in ("root", "layout", "cache", "official_splits", "version"):
-        if key in facts:
-            print(f"  {key}: {facts[key]}")
-    rows = []
-    for domain in dataset.domains:
-        sizes = [len(dataset.subset(domain, s, train=False)) for s in ("train", "val", "all")]
-        on_disk = inventory.get("images_on_disk", {}).get(domain, "")
-        rows.append([domain, on_disk, *sizes])
-    print(tabulate(rows, ["domain", "image files", "train", "val", "test (whole domain)"],
-                   tablefmt="simple"))
-    excluded = facts.get("excluded", [])
-    print(f"excluded: {', '.join(excluded) if excluded else 'none'}")
-    problems = inventory.get("problems", [])
-    print(f"problems: {'; '.join(problems) if problems else 'none'}")
+    print(f"dataset {ns.name}: {DATASETS.entry(ns.name).description}")
+    print("\n".join(dataset.report()))
     return 0
 
 
@@ -227,83 +121,50 @@ def cmd_synth_reid(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrained_cached(backbone: str, width: int) -> bool:
-    """Are torchvision's ImageNet weights for ``backbone`` already on disk (no download)?"""
-    import torch
-    import torchvision
-
-    if width != 64 or backbone not in ("resnet18", "resnet50"):
-        return False
-    weights = getattr(torchvision.models, f"ResNet{backbone[6:]}_Weights").IMAGENET1K_V1
-    return (Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[1]).is_file()
-
-
 def cmd_inspect(ns: argparse.Namespace) -> int:
-    import random
-
-    import torch
-
-    from dgbench import config as C
     from dgbench import inspector
-    from dgbench.data import IMAGENET_MEAN, IMAGENET_STD
-    from dgbench.models import build_backbone
-    from dgbench.plan import resolve
-    from dgbench.registry import DATASETS
 
-    specs = inspector.parse_specs(ns.aug)
-    user: dict[str, Any] = {"data.name": ns.dataset}
-    for key, value in (("model.backbone", ns.backbone), ("data.image_size", ns.image_size)):
-        if value is not None:  # command-line text, converted and checked like run's flags
-            C.set_value(user, key, value, from_text=True)
-    cfg = resolve(user)
-    pretrained = ns.pretrained or (not ns.weights and _pretrained_cached(cfg.model.backbone, cfg.model.width))
     if ns.plot:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
             raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'")
-    dataset = DATASETS.get(ns.dataset)(ns.data_root, cfg.data.image_size)
-    if ns.content or ns.style:
-        if not (ns.content and ns.style):
-            raise DGBenchError("give both --content and --style image paths, or neither")
-        from PIL import Image, UnidentifiedImageError
-        from torchvision import transforms as T
-
-        tf = T.Compose([T.Resize(cfg.data.image_size), T.CenterCrop(cfg.data.image_size), T.ToTensor(),
-                        T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-        images, where = [], [ns.content, ns.style]
-        for path in where:
-            try:
-                with Image.open(path) as im:
-                    images.append(tf(im.convert("RGB")))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise DGBenchError(f"cannot read image {path}: {exc}") from None
-    else:
-        domains = ns.domains.split(",") if ns.domains else list(dataset.domains[:2])
-        if len(domains) != 2 or domains[0] == domains[1]:
-            raise DGBenchError("--domains takes two different domains, content first")
-        rng = random.Random(ns.seed)
-        images, where = [], []
-        for d in domains:
-            part = dataset.subset(d, "all", train=False)
-            i = rng.randrange(len(part))
-            images.append(part[i][0])
-            where.append(f"{d} #{i}")
-    model = build_backbone(cfg.model.backbone, dataset.num_classes, cfg.model.stem, cfg.model.width,
-                           pretrained, ns.weights)
-    state = ("ImageNet weights" if pretrained else f"weights from {ns.weights}" if ns.weights
-             else "UNTRAINED (random init, seeded): pass --pretrained or --weights for a trained one")
-    torch.manual_seed(ns.seed)
-    feats = inspector.block_features(model, ns.block, torch.stack(images))
-    maps = inspector.restyled(feats[0], feats[1], specs, ns.seed)
-    rows = inspector.compare(maps)
-    print(f"content: {where[0]}  style: {where[1]}  block: {ns.block} {tuple(feats.shape[1:])}  "
-          f"backbone: {cfg.model.backbone} ({state})")
-    print(inspector.render_rows(rows, ns.per_channel), end="")
+    found = inspector.inspect_features(
+        ns.aug, ns.dataset, ns.data_root, ns.domains, ns.content, ns.style, ns.block,
+        ns.backbone, ns.image_size, ns.pretrained, ns.weights, ns.seed)
+    print(found.header())
+    print(inspector.render_rows(found.rows, ns.per_channel), end="")
     if ns.plot:
-        inspector.plot(maps, rows, ns.plot, ns.channels)
+        inspector.plot(found.maps, found.rows, ns.plot, ns.channels)
         print(f"histograms written to {ns.plot}")
     return 0
+
+
+def _add_run(sub: Any) -> None:
+    from dgbench import config as C
+
+    run = sub.add_parser(
+        "run", help="train and evaluate runs, then print the comparison table",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=C.keys_help(),
+        description="Plan the runs of an experiment (augmenters x splits x seeds), train the "
+        "ones not finished yet, and print the table. Lists are comma-separated.",
+    )
+    run.add_argument("--config", metavar="FILE", help="YAML config (CLI flags override it)")
+    run.add_argument("--preset", metavar="NAME",
+                     help="a preset config from scripts/presets/ (see 'dgbench list presets')")
+    run.add_argument("--aug-args", metavar="K=V,...",
+                     help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
+    for flag in C.FLAGS:  # each sets one config key
+        if flag.const is not None:
+            run.add_argument(flag.name, action="store_true", help=f"{flag.help} ({flag.key})")
+        else:
+            run.add_argument(flag.name, metavar=flag.metavar, help=f"{flag.help} ({flag.key})")
+    run.add_argument("--out", default="results", metavar="DIR", help="results root (default results)")
+    run.add_argument("--force", action="store_true", help="redo finished runs")
+    run.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    run.set_defaults(func=cmd_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,46 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser(
-        "run", help="train and evaluate runs, then print the comparison table",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_keys_help(),
-        description="Plan the runs of an experiment (augmenters x splits x seeds), train the "
-        "ones not finished yet, and print the table. Lists are comma-separated.",
-    )
-    run.add_argument("--config", metavar="FILE", help="YAML config (CLI flags override it)")
-    run.add_argument("--preset", metavar="NAME",
-                     help="a preset config from scripts/presets/ (see 'dgbench list presets')")
-    run.add_argument("--aug", metavar="LIST", help="augmenters, e.g. none,mixstyle,efdmix")
-    run.add_argument("--aug-args", metavar="K=V,...",
-                     help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
-    run.add_argument("--protocol", metavar="NAME", help="protocol (default lodo)")
-    run.add_argument("--dataset", metavar="NAME", help="dataset (default digits)")
-    run.add_argument("--source", metavar="NAME", help="reid: the training dataset (= --dataset)")
-    run.add_argument("--target", metavar="NAME", help="reid: the dataset to rank, e.g. grid")
-    run.add_argument("--splits", metavar="LIST",
-                     help="reid: splits of a multi-split dataset (GRID: 0..9; default all)")
-    run.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
-    run.add_argument("--targets", metavar="LIST", help="only these splits (LODO: target domains)")
-    run.add_argument("--seeds", metavar="LIST", help="seeds, e.g. 1,2,3 (default 1)")
-    run.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50 or timm:NAME")
-    run.add_argument("--insert", metavar="LIST", help="blocks to insert after, e.g. layer1,layer2")
-    run.add_argument("--pretrained", action="store_true", help="ImageNet weights (downloads)")
-    run.add_argument("--weights", metavar="PATH", help="local backbone checkpoint")
-    run.add_argument("--epochs", metavar="N")
-    run.add_argument("--lr", metavar="X")
-    run.add_argument("--batch-size", metavar="N")
-    run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N")
-    run.add_argument("--experiment", metavar="NAME", help="results folder name")
-    run.add_argument("--out", default="results", metavar="DIR", help="results root (default results)")
-    run.add_argument("--force", action="store_true", help="redo finished runs")
-    run.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--no-cache", action="store_true",
-                     help="decode images with PIL per item (data.cache=false) instead of the "
-                     "decoded-image cache with batched augmentation")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    run.set_defaults(func=cmd_run)
+    _add_run(sub)
 
     lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones")
     lst.add_argument("kind", nargs="?",

@@ -1,24 +1,26 @@
 """Datasets made of domains, the splits a protocol asks for, and the loaders that feed training.
 
-A registered dataset is a :class:`DomainDataset` subclass. It names its domains and classes,
-builds ``torch.utils.data.Dataset`` objects for ``(domain, split)`` with split one of
+A registered dataset is a :class:`DomainDataset` subclass. It names its task (``task``:
+``classification`` here, ``reid`` for :class:`dgbench.reid_data.ReIDDataset`), its domains and
+classes, builds ``torch.utils.data.Dataset`` objects for ``(domain, split)`` with split one of
 ``train``, ``val`` (held-out part of the same domain) and ``all`` (the whole domain), and owns
 its recommended settings (``defaults``: dotted config keys), which the user's config overrides.
+Data knows no model: nothing here imports model code.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
 
 from dgbench.errors import DataError
 
-SPLITS = ("train", "val", "all")
 # torchvision's ImageNet normalisation, used by every dataset fed to ImageNet-style backbones
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,6 +37,8 @@ def cache_dir() -> Path:
 class DomainDataset:
     """Base class of registered datasets: a set of named domains sharing one label space."""
 
+    #: the registered task (dgbench.tasks) that trains and evaluates on this dataset
+    task: ClassVar[str] = "classification"
     domains: ClassVar[tuple[str, ...]] = ()
     classes: ClassVar[tuple[str, ...]] = ()
     #: short column titles for tables, e.g. {"art_painting": "Art"}; the name otherwise
@@ -56,6 +60,12 @@ class DomainDataset:
         ``train`` selects the training transform (random augmentation) or the test one.
         """
         raise NotImplementedError
+
+    def part(self, domain: str, split: str, train: bool, cache: Any = None) -> Dataset:
+        """:meth:`subset`, or :meth:`cached_subset` when a decoded-image cache is given."""
+        if cache is not None:
+            return self.cached_subset(cache, domain, split, train)
+        return self.subset(domain, split, train)
 
     def describe(self) -> dict[str, Any]:
         """Facts for the run record (version, source, checksum ...)."""
@@ -84,6 +94,24 @@ class DomainDataset:
     def inventory(self) -> dict[str, Any]:
         """What is on disk, for ``dgbench data``: ``images_on_disk`` per domain, ``problems``."""
         return {}
+
+    def report(self) -> list[str]:
+        """Lines for ``dgbench data``: where it is, images per domain and split, problems."""
+        from tabulate import tabulate
+
+        facts, inventory = self.describe(), self.inventory()
+        lines = [f"  {k}: {facts[k]}" for k in ("root", "layout", "cache", "official_splits",
+                                                 "version") if k in facts]
+        rows = []
+        for domain in self.domains:
+            sizes = [len(self.subset(domain, s, train=False)) for s in ("train", "val", "all")]
+            rows.append([domain, inventory.get("images_on_disk", {}).get(domain, ""), *sizes])
+        lines.append(tabulate(rows, ["domain", "image files", "train", "val",
+                                     "test (whole domain)"], tablefmt="simple"))
+        excluded, problems = facts.get("excluded", []), inventory.get("problems", [])
+        lines.append(f"excluded: {', '.join(excluded) if excluded else 'none'}")
+        lines.append(f"problems: {'; '.join(problems) if problems else 'none'}")
+        return lines
 
     def check_domain(self, domain: str) -> None:
         if domain not in self.domains:
@@ -149,7 +177,8 @@ def concat(parts: Sequence[Dataset]) -> ConcatDataset:
 
 
 class DomainPairSampler(Sampler[list[int]]):
-    """Batches of ``batch // 2`` items from each of two domains, laid out [A | B].
+    """Batches of ``ceil(batch / 2)`` items from one domain and ``floor(batch / 2)`` from
+    another, laid out [A | B].
 
     For ``mix=crossdomain`` (after Dassl's RandomDomainSampler with two domains per batch).
     The pairs are drawn from shuffled rounds over the domains, so every source domain appears
@@ -201,3 +230,55 @@ class DomainPairSampler(Sampler[list[int]]):
         for _ in range(self.num_batches):
             a, b = self._pair()
             yield self._take(a, self.half_a) + self._take(b, self.half_b)
+
+
+# -- loaders --------------------------------------------------------------------------------
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker with base_seed + worker_id (base_seed drawn from the loader's
+    # seeded generator); derive Python's and NumPy's seeds from it.
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def loader_options(num_workers: int, pin_memory: bool) -> dict[str, Any]:
+    return dict(num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=_seed_worker)
+
+
+def train_loader(parts: Sequence[Dataset], batch_size: int, by_domain: bool, seed: int,
+                 **options: Any) -> DataLoader:
+    """Shuffled batches of the union of ``parts`` from a generator seeded by ``seed``;
+    ``by_domain``: [part A | part B] batches (:class:`DomainPairSampler`)."""
+    data, gen = concat(parts), torch.Generator().manual_seed(seed)
+    if by_domain:
+        sampler = DomainPairSampler([len(p) for p in parts], batch_size, gen)
+        return DataLoader(data, batch_sampler=sampler, generator=gen, **options)
+    return DataLoader(data, batch_size=batch_size, shuffle=True,
+                      drop_last=len(data) >= batch_size, generator=gen, **options)
+
+
+def eval_loader(ds: Dataset, batch_size: int, **options: Any) -> DataLoader:
+    """An in-order loader with its own generator: a DataLoader without one draws its worker
+    seed from torch's global RNG on every pass, so evaluating (or not) would change the
+    training run's random stream."""
+    return DataLoader(ds, batch_size=batch_size, shuffle=False,
+                      generator=torch.Generator().manual_seed(0), **options)
+
+
+class ReadyBatches:
+    """Hands the training loop ready tensors: each batch's images through ``transform`` (the
+    image cache's batched augmentation, on the device) or moved by ``place``, labels on
+    ``device``. ``place`` puts images on the device (channels_last where asked)."""
+
+    def __init__(self, loader: Iterable, place: Callable[[torch.Tensor], torch.Tensor],
+                 device: torch.device, transform: Callable[[Any], torch.Tensor] | None = None):
+        self.loader, self.place, self.device, self.transform = loader, place, device, transform
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels, _ in self.loader:
+            if self.transform is not None:
+                images = self.transform(images)
+            yield self.place(images), labels.to(self.device, non_blocking=True)

@@ -24,3 +24,7 @@ class UnknownNameError(DGBenchError, KeyError):
 
 class DataError(DGBenchError):
     """Data is missing, malformed or in an unrecognised layout."""
+
+
+class TrainingError(DGBenchError):
+    """Training went wrong in a way the settings explain (a non-finite loss)."""

@@ -1,67 +1,43 @@
 """Evaluation with the model in eval mode (augmenters off): classification accuracy, and the
-person re-identification ranking metrics (mAP, CMC)."""
+person re-identification ranking metrics (mAP, CMC) with the feature extraction behind them."""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from dgbench.device import Env
 
-def to_device(
-    images: torch.Tensor, labels: torch.Tensor, device: torch.device, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a batch to ``device`` (channels_last images when asked)."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels.to(device, non_blocking=True)
-
-
-def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Mixed precision in ``amp_dtype``, or nothing when it is None."""
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=amp_dtype)
+CPU = Env(torch.device("cpu"))
 
 
 @torch.no_grad()
-def count_correct(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-) -> tuple[int, int]:
+def count_correct(model: nn.Module, loader: DataLoader, env: Env = CPU) -> tuple[int, int]:
     """(correct, total) of ``model``'s top-1 predictions over ``loader``."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=env.device)
     total = 0
     for images, labels, _ in loader:
-        images, labels = to_device(images, labels, device, channels_last)
-        with autocast(device, amp_dtype):
+        images, labels = env.images(images), labels.to(env.device, non_blocking=True)
+        with env.autocast():
             logits = model(images)
         correct += (logits.argmax(dim=1) == labels).sum()
         total += labels.numel()
     return int(correct), total
 
 
-def evaluate_tests(
-    model: nn.Module,
-    loaders: dict[str, DataLoader],
-    device: torch.device,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-) -> tuple[dict[str, dict[str, float | int]], float]:
+def evaluate_tests(model: nn.Module, loaders: dict[str, DataLoader],
+                   env: Env = CPU) -> tuple[dict[str, dict[str, float | int]], float]:
     """Accuracy on each test set, and pooled over their union (correct / images, not a mean
     of accuracies: the single-source number the papers publish)."""
     test: dict[str, dict[str, float | int]] = {}
     for name, loader in loaders.items():
-        correct, total = count_correct(model, loader, device, amp_dtype, channels_last)
+        correct, total = count_correct(model, loader, env)
         test[name] = {"acc": correct / max(total, 1), "correct": correct, "n": total}
     pooled = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
     return test, pooled
@@ -132,3 +108,59 @@ def rank_metrics(
     out.update({f"rank{r}": float(h) / valid for r, h in zip(ranks, hits)})
     out["num_valid"] = valid
     return out
+
+
+# -- re-identification: embed, rank, average over a target's splits ------------------------
+@torch.no_grad()
+def extract(model: nn.Module, loader: DataLoader,
+            env: Env = CPU) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """``model.features`` (L2-normalised), pids and cameras of every image, in loader order."""
+    model.eval()
+    feats, pids, cams = [], [], []
+    for images, pid, cam in loader:
+        with env.autocast():
+            f = model.features(env.images(images))
+        feats.append(F.normalize(f.float(), dim=1))
+        pids.append(pid.numpy())
+        cams.append(cam.numpy())
+    return torch.cat(feats), np.concatenate(pids), np.concatenate(cams)
+
+
+def cosine_distance(qf: torch.Tensor, gf: torch.Tensor) -> np.ndarray:
+    """1 - cosine similarity of L2-normalised features: (Q, G)."""
+    return (1.0 - qf @ gf.T).cpu().numpy()
+
+
+def evaluate_reid(model: nn.Module, target: Any, tests: dict[str, int],
+                  make_loader: Callable[[Dataset], DataLoader], env: Env = CPU) -> dict[str, dict]:
+    """mAP and CMC of ``model`` on each named split of the ReID dataset ``target``
+    (``name -> split index``).
+
+    Each distinct image is embedded once, however many splits share it (GRID's ten splits
+    reuse the same 1,275 images).
+    """
+    wanted: dict[str, int] = {}
+    for k in tests.values():
+        s = target.split(k)
+        for rel, _, _ in s.query + s.gallery:
+            wanted.setdefault(rel, len(wanted))
+    loader = make_loader(target.images([(rel, 0, 0) for rel in wanted], train=False))
+    feats, _, _ = extract(model, loader, env)
+    out = {}
+    for name, k in tests.items():
+        s = target.split(k)
+        qi = torch.tensor([wanted[r] for r, _, _ in s.query], device=feats.device)
+        gi = torch.tensor([wanted[r] for r, _, _ in s.gallery], device=feats.device)
+        dist = cosine_distance(feats[qi], feats[gi])
+        out[name] = rank_metrics(dist, [p for _, p, _ in s.query], [p for _, p, _ in s.gallery],
+                                 [c for _, _, c in s.query], [c for _, _, c in s.gallery])
+        out[name].update(queries=len(s.query), gallery=len(s.gallery))
+    return out
+
+
+def mean_std(results: dict[str, dict]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and population std (ddof=0) of each metric over the target splits."""
+    keys = [k for k in next(iter(results.values())) if k == "mAP" or k.startswith("rank")]
+    values = {k: np.array([r[k] for r in results.values()], dtype=float) for k in keys}
+    return ({k: float(v.mean()) for k, v in values.items()},
+            {k: float(v.std()) for k, v in values.items()})

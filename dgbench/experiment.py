@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from dgbench import config as C
 from dgbench.plan import Plan
-from dgbench.records import CONFIG, DONE, RECORD, atomic_write_json, is_done
+from dgbench.records import CONFIG, DONE, RECORD, atomic_write_json, is_done, state
 
 
 def summary(plan: Plan) -> str:
@@ -25,17 +25,19 @@ def summary(plan: Plan) -> str:
     )
 
 
-def outcome(record: dict[str, Any]) -> str:
+def dry_run(plan: Plan, out: str | Path) -> list[str]:
+    """One line per run: its id, label and state (done / unfinished / to run)."""
+    exp_dir = Path(out) / plan.experiment
+    return [f"  {run.run_id}  {run.label():<40} {state(exp_dir / run.run_id)}"
+            for run in plan.runs]
+
+
+def outcome(plan: Plan, record: dict[str, Any]) -> str:
     """One line: what a finished run scored, and how fast it trained."""
-    final, timing = record["final"], record["timing"]
-    speed = f"({timing['wall_s']:.0f} s, {timing['images_per_s']:.0f} img/s)"
-    if "mean" in final:  # reid
-        m, sd = final["mean"], final["std"]
-        spread = f" over {len(final['test'])} splits (std {100 * sd['mAP']:.1f} / " \
-                 f"{100 * sd['rank1']:.1f})" if len(final["test"]) > 1 else ""
-        return f"mAP {100 * m['mAP']:.1f}  R1 {100 * m['rank1']:.1f}{spread}  {speed}"
-    tests = "  ".join(f"{k} {100 * v['acc']:.1f}" for k, v in final["test"].items())
-    return f"source-val {100 * final['val_acc']:.1f}  test {tests}  {speed}"
+    timing = record["timing"]
+    speed = timing.get("images_per_s")
+    rate = f", {speed:.0f} img/s" if speed else ""
+    return f"{plan.task.outcome(record)}  ({timing['wall_s']:.0f} s{rate})"
 
 
 def execute(
@@ -64,9 +66,10 @@ def execute(
             run_dir / CONFIG,
             {"run_id": run.run_id, "label": run.label(), "config": C.to_dict(run.config)},
         )
-        record = train_run(run, plan.dataset, progress=progress, target=plan.target)
+        record = train_run(run, plan.dataset, progress=progress, target=plan.target,
+                           run_dir=run_dir)
         atomic_write_json(run_dir / RECORD, record)
         (run_dir / DONE).touch()  # last: only now is the run finished
-        log(f"{head}: {outcome(record)}")
+        log(f"{head}: {outcome(plan, record)}")
         records.append(record)
     return records

@@ -199,6 +199,27 @@ def apply(small: torch.Tensor, big: torch.Tensor, translate: torch.Tensor, top: 
     return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
 
 
+def open_for(dataset: Any, name: str, size: int, progress: bool = True) -> ImageCache:
+    """The cache of ``dataset`` (registered as ``name``) at ``size``, built if needed."""
+    folder, files = dataset.cache_source()
+    return ImageCache.open_or_build(name, folder, files, size, progress)
+
+
+class BatchAugment:
+    """The training transform of cached items for a whole batch: the (small, big) uint8 views
+    are moved to ``device``, augmented with draws from a generator seeded by ``seed`` (on the
+    device) and normalised with ``mean`` / ``std``."""
+
+    def __init__(self, device: torch.device, seed: int, mean: Sequence[float],
+                 std: Sequence[float]) -> None:
+        self.device, self.mean, self.std = device, mean, std
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, views: Sequence[torch.Tensor]) -> torch.Tensor:
+        small, big = (t.to(self.device, non_blocking=True) for t in views)
+        return normalise(augment(small, big, self.gen), self.mean, self.std)
+
+
 def augment(small: torch.Tensor, big: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Draw the batch's random choices from ``gen`` (on the tensors' device) and apply them:
     translation with p=0.5 at a uniform offset, horizontal flip with p=0.5."""

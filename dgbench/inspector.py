@@ -11,7 +11,9 @@ matching in between, closer to EFDM as ``bins`` grows.
 from __future__ import annotations
 
 import inspect
+import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -136,6 +138,113 @@ def block_features(model: nn.Module, block: str, images: torch.Tensor) -> torch.
     if not captured or captured[0].dim() != 4:
         raise ConfigError(f"--block {block!r} gives no (B, C, H, W) feature map")
     return captured[0]
+
+
+@dataclass
+class Inspection:
+    """What ``dgbench inspect`` found: the images used, the block's maps and their stats."""
+
+    where: list[str]  # the content and the style image (a path, or "<domain> #<index>")
+    block: str
+    shape: tuple[int, ...]  # (C, H, W) of the block's output
+    backbone: str
+    weights: str  # which weights the backbone had
+    maps: dict[str, torch.Tensor]
+    rows: dict[str, dict[str, torch.Tensor]]
+
+    def header(self) -> str:
+        return (f"content: {self.where[0]}  style: {self.where[1]}  block: {self.block} "
+                f"{self.shape}  backbone: {self.backbone} ({self.weights})")
+
+
+def inspect_features(aug: str, dataset: str = "digits", data_root: str | None = None,
+                     domains: str | None = None, content: str | None = None,
+                     style: str | None = None, block: str = "layer1",
+                     backbone: str | None = None, image_size: str | None = None,
+                     pretrained: bool = False, weights: str | None = None,
+                     seed: int = 0) -> Inspection:
+    """Restyle a content image's features at ``block`` with each augmenter of ``aug``
+    (``adain,hm:bins=8``) and compare them with the style's (see the module docstring).
+
+    The images are ``content`` and ``style`` (paths), or sampled with ``seed`` from two
+    ``domains`` of ``dataset``. The backbone has ImageNet weights when asked for or already
+    downloaded, ``weights`` when given, else a seeded random initialisation (said in
+    :attr:`Inspection.weights`).
+    """
+    from dgbench import config as C
+    from dgbench.models import build_backbone
+    from dgbench.plan import resolve
+    from dgbench.registry import DATASETS
+
+    specs = parse_specs(aug)
+    user: dict[str, Any] = {"data.name": dataset}
+    for key, value in (("model.backbone", backbone), ("data.image_size", image_size)):
+        if value is not None:  # command-line text, converted and checked like run's flags
+            C.set_value(user, key, value, from_text=True)
+    cfg = resolve(user)
+    pretrained = pretrained or (not weights and _pretrained_cached(cfg.model.backbone,
+                                                                   cfg.model.width))
+    ds = DATASETS.get(dataset)(data_root, cfg.data.image_size)
+    images, where = (_read_images([content, style], cfg.data.image_size) if content or style
+                     else _sample_images(ds, dataset, domains, seed))
+    model = build_backbone(cfg.model.backbone, max(ds.num_classes, 1), cfg.model.stem,
+                           cfg.model.width, pretrained, weights)
+    state = ("ImageNet weights" if pretrained else f"weights from {weights}" if weights
+             else "UNTRAINED (random init, seeded): pass --pretrained or --weights for a trained one")
+    torch.manual_seed(seed)
+    feats = block_features(model, block, torch.stack(images))
+    maps = restyled(feats[0], feats[1], specs, seed)
+    return Inspection(where, block, tuple(feats.shape[1:]), cfg.model.backbone, state, maps,
+                      compare(maps))
+
+
+def _read_images(paths: list[str | None], size: int) -> tuple[list[torch.Tensor], list[str]]:
+    from PIL import Image, UnidentifiedImageError
+    from torchvision import transforms as T
+
+    from dgbench.data import IMAGENET_MEAN, IMAGENET_STD
+
+    if not all(paths):
+        raise ConfigError("give both --content and --style image paths, or neither")
+    tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
+                    T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                images.append(tf(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
+    return images, [str(p) for p in paths]
+
+
+def _sample_images(ds: Any, name: str, domains: str | None,
+                   seed: int) -> tuple[list[torch.Tensor], list[str]]:
+    """One image of each of two domains (content first), drawn with ``seed``."""
+    if not ds.domains:
+        raise ConfigError(f"{name} has no named domains to sample images from: pass --content "
+                          "and --style image paths (e.g. two of its image files)")
+    chosen = domains.split(",") if domains else list(ds.domains[:2])
+    if len(chosen) != 2 or chosen[0] == chosen[1]:
+        raise ConfigError("--domains takes two different domains, content first")
+    rng = random.Random(seed)
+    images, where = [], []
+    for d in chosen:
+        part = ds.subset(d, "all", train=False)
+        i = rng.randrange(len(part))
+        images.append(part[i][0])
+        where.append(f"{d} #{i}")
+    return images, where
+
+
+def _pretrained_cached(backbone: str, width: int) -> bool:
+    """Are torchvision's ImageNet weights for ``backbone`` already on disk (no download)?"""
+    import torchvision
+
+    if width != 64 or backbone not in ("resnet18", "resnet50"):
+        return False
+    weights = getattr(torchvision.models, f"ResNet{backbone[6:]}_Weights").IMAGENET1K_V1
+    return (Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[1]).is_file()
 
 
 def render_rows(rows: dict[str, dict[str, torch.Tensor]], per_channel: bool = False) -> str:

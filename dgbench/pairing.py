@@ -1,7 +1,8 @@
 """Shared randomness of the mixing augmenters: the gate, the mixing weights and the pairing.
 
 Every augmenter that mixes a sample with a partner uses these, so that `mix=random` and
-`mix=crossdomain` mean the same thing everywhere (PROTOCOLS.md section 1).
+`mix=crossdomain` mean the same thing everywhere, as in the official MixStyle and EFDMix
+code.
 """
 
 from __future__ import annotations

@@ -28,12 +28,16 @@ class Split:
     val: tuple[tuple[str, str], ...]
     test: dict[str, tuple[str, str]] = field(default_factory=dict)  # test name -> part
     index: int = 0  # position among the protocol's splits: the table's column order
+    #: config keys this split fixes in its run's config, beyond protocol.targets
+    fixes: dict[str, Any] = field(default_factory=dict)
 
 
 class Protocol:
     """Base class: ``splits(dataset)`` lists every split the protocol defines."""
 
-    #: reid-style protocols test on another dataset (``protocol.target``)
+    #: the task (dgbench.tasks) of the datasets it splits
+    task: str = "classification"
+    #: cross-dataset protocols test on another dataset (``protocol.target``)
     needs_target: bool = False
 
     def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
@@ -104,11 +108,12 @@ class CrossDatasetReID(Protocol):
     splits' training identities trains one run, tested on the whole target.
     """
 
+    task = "reid"
     needs_target = True
 
     def splits(self, dataset: DomainDataset, target: Any = None,
                indices: list[int] | None = None, **kwargs: Any) -> list[Split]:
-        if getattr(dataset, "task", None) != "reid" or getattr(target, "task", None) != "reid":
+        if dataset.task != self.task or target.task != self.task:
             raise ConfigError("protocol reid needs re-identification datasets as data.name and "
                               "protocol.target, e.g. --source market1501 --target grid")
         src = kwargs.get("source_name") or type(dataset).__name__.lower()
@@ -122,8 +127,10 @@ class CrossDatasetReID(Protocol):
         if bad:
             raise ConfigError(f"protocol.splits: {bad} not in 0..{multi - 1}")
         direction = f"{src}->{tgt}"
-        if src_n > 1:  # one run per source split, each tested on the whole target
+        if src_n > 1:  # one run per source split, each tested on the whole target; the run's
+            # split is its name, so the list in protocol.splits is not part of its identity
             return [Split(name=f"{direction}#{k}", sources=(src,), train=((src, str(k)),),
-                          val=(), test={tgt: (tgt, "0")}) for k in chosen]
+                          val=(), test={tgt: (tgt, "0")}, fixes={"protocol.splits": None})
+                    for k in chosen]
         tests = {(f"{tgt}#{k}" if tgt_n > 1 else tgt): (tgt, str(k)) for k in chosen}
         return [Split(name=direction, sources=(src,), train=((src, "0"),), val=(), test=tests)]

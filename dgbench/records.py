@@ -1,9 +1,10 @@
-"""Run folders and self-describing run records.
+"""Runs, their folders and their self-describing records.
 
 A run lives in ``<out>/<experiment>/<run_id>/``, ``run_id`` being a hash of its canonical
-resolved config. ``config.json`` is written when the run starts, ``record.json`` when it
-ends, and the empty ``done`` marker last: a folder without ``done`` is an unfinished run and
-is trained again; one with it is skipped unless forced.
+resolved config. ``config.json`` is written when the run starts, ``history.jsonl`` gains a
+line at the end of every epoch, ``record.json`` is written when the run ends, and the empty
+``done`` marker last: a folder without ``done`` is an unfinished run and is trained again;
+one with it is skipped unless forced.
 """
 
 from __future__ import annotations
@@ -14,25 +15,128 @@ import os
 import platform
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dgbench import __version__
 from dgbench import config as C
 from dgbench.errors import DataError
 
+if TYPE_CHECKING:  # reading records needs no torch
+    from dgbench.protocols import Split
+
 RECORD = "record.json"
 CONFIG = "config.json"
+HISTORY = "history.jsonl"
 DONE = "done"
-SCHEMA = 1
+#: 2 added ``task``; schema 1 records are read as they are (the task is inferred)
+SCHEMA = 2
+SCHEMAS = (1, 2)
 
-# Keys that say where things are, not what is computed: they do not change a run's identity.
-_NOT_HASHED = ("experiment", "data.root")
+# Where dgbench knowingly departs from the reference harnesses; stored in every record (each
+# task adds its own, dgbench.tasks).
+DEVIATIONS = [
+    "LR schedule: the learning rate of every epoch is computed from training progress "
+    "(epoch / epochs), so no epoch can skip its step (Dassl skips steps when the domain "
+    "sampler's epoch length varies).",
+    "Augmenter gate: drawn from torch's CPU generator (lambda and pairing on the feature's "
+    "device), seeded by the run's seed; the official code uses Python's random module.",
+    "Domain sampler: a fixed number of batches per epoch, len(train) // batch, with the "
+    "domain pairs drawn in shuffled rounds so that every source domain appears every "
+    "ceil(domains / 2) batches (Dassl draws each pair independently).",
+]
+CACHE_DEVIATIONS = [
+    "Image cache: the training transform's random choices (translation, crop offset, flip) are "
+    "drawn per batch from a torch generator seeded by the run's seed and applied as tensor "
+    "operations; for given choices the pixels equal torchvision's per-image transforms.",
+]
+
+
+@dataclass
+class Run:
+    """One planned run: a fully resolved single-run config (one augmenter with all its
+    arguments, one seed, one split), which the record stores and the run id hashes."""
+
+    config: C.Config
+    split: Split
+    run_id: str
+
+    @property
+    def aug(self) -> str:
+        return self.config.aug.names[0]
+
+    @property
+    def seed(self) -> int:
+        return self.config.seeds[0]
+
+    def label(self) -> str:
+        return f"{self.aug} seed={self.seed} {self.split.name}"
+
+
+class Record(TypedDict):
+    """``record.json``, schema 2. Every block is plain JSON."""
+
+    schema: int  # 2 (1: the same without "task")
+    task: str  # the registered task: classification | reid
+    run_id: str  # hash of the canonical config (12 hex digits): the run's folder name
+    experiment: str
+    aug: str
+    seed: int
+    split: dict[str, Any]  # name, index, sources, train / val (domain, split) parts, test
+    sizes: dict[str, Any]  # images: train, val, test (per test set; reid: query / gallery)
+    config: dict[str, Any]  # the resolved single-run config, dgbench.config.to_dict
+    dataset: dict[str, Any]  # name, classes, titles, and the dataset's describe() facts
+    model: dict[str, Any]  # parameters, augmenter_modules (where), shared_instance
+    history: list[dict[str, Any]]  # per epoch: epoch, lr, loss, train_acc, the task's, seconds
+    final: dict[str, Any]  # the last-epoch model: val_acc, test, score, selection (+ reid)
+    timing: dict[str, Any]  # wall_s, train_s, images_per_s, started, finished (UTC)
+    data_cache: str | None  # the decoded-image cache folder, when used
+    device: dict[str, Any]  # type, name, amp, channels_last, cudnn_benchmark
+    environment: dict[str, Any]  # versions, git commit, platform, cpu_threads
+    deviations: list[str]  # where this run departs from the reference code
+
+
+def build_record(run: Run, task: str, dataset: Any, sizes: dict[str, Any], model: dict[str, Any],
+                 history: list[dict[str, Any]], final: dict[str, Any], timing: dict[str, Any],
+                 device: dict[str, Any], data_cache: str | None,
+                 deviations: list[str]) -> Record:
+    """The record of a finished run (not yet written)."""
+    split = run.split
+    return Record(
+        schema=SCHEMA, task=task, run_id=run.run_id, experiment=run.config.experiment or "",
+        aug=run.aug, seed=run.seed,
+        split={"name": split.name, "index": split.index, "sources": list(split.sources),
+               "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
+               "test": {k: list(v) for k, v in split.test.items()}},
+        sizes=sizes, config=C.to_dict(run.config),
+        dataset={"name": run.config.data.name, "classes": list(dataset.classes),
+                 "titles": dict(dataset.titles), **dataset.describe()},
+        model=model, history=history, final=final, timing=timing, data_cache=data_cache,
+        device=device, environment=environment(), deviations=deviations,
+    )
+
+
+class HistoryLog:
+    """The per-epoch history, appended to ``history.jsonl`` as it is measured (when a run
+    folder is given), so that a crash keeps what was measured."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.path = run_dir / HISTORY if run_dir is not None else None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
 
 
 def canonical(cfg: C.Config) -> dict[str, Any]:
     tree = C.to_dict(cfg)
-    for key in _NOT_HASHED:
+    for key in C.NOT_IDENTITY:
         *parents, leaf = key.split(".")
         node = tree
         for p in parents:
@@ -71,6 +175,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def is_done(run_dir: Path) -> bool:
     return (run_dir / DONE).exists() and (run_dir / RECORD).exists()
+
+
+def state(run_dir: Path) -> str:
+    """``done`` (record and marker written), ``unfinished`` (started) or ``to run``."""
+    return "done" if is_done(run_dir) else "unfinished" if run_dir.exists() else "to run"
 
 
 def git_commit() -> str | None:

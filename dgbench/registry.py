@@ -152,3 +152,4 @@ AUGMENTERS = Registry("augmenter", "dgbench.augmenters", builtins="dgbench.augme
 DATASETS = Registry("dataset", "dgbench.datasets", builtins="dgbench.datasets")
 PROTOCOLS = Registry("protocol", builtins="dgbench.protocols")
 BACKBONES = Registry("backbone", builtins="dgbench.models")
+TASKS = Registry("task", builtins="dgbench.tasks")

@@ -1,145 +1,69 @@
-"""Comparison tables as pure functions of run records.
+"""Comparison tables: groupby/aggregate over the results DataFrame (:mod:`dgbench.results`).
 
-Rows are augmenters (with the settings that tell rows apart), columns are the protocol's
-splits (held-out target domains under LODO, the source domain under single-source) plus Avg;
-a cell is the mean and population standard deviation (ddof=0, as EFDM and Dassl report) or
-standard error over seeds of the test accuracy of the epoch a selection rule picks. Missing
-and unfinished runs are listed by name, never dropped silently.
+Rows are variants (an augmenter, with the settings that tell rows apart), columns are what the
+task makes of the protocol's splits (held-out target domains under LODO, the source domain
+under single-source, mAP / Rank-k per direction for reid) plus Avg where the task averages; a
+cell is the mean and population standard deviation (ddof=0, as EFDM and Dassl report) or
+standard error over the runs of the epoch a selection rule picks. Missing and unfinished runs
+are listed by name, and a cell with fewer runs than its column expects is marked (n=k).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dgbench.errors import DataError
 
 FORMATS = ("markdown", "latex", "csv")
-SELECTIONS = {
-    "last": "the last-epoch model (the published rule)",
-    "val": "the epoch with the best source-validation accuracy (training-domain validation)",
-    "oracle": "TEST-DOMAIN ORACLE: the epoch with the best test accuracy (optimistic; not a "
-    "valid domain-generalization result)",
-}
 ERRORS = {
     "std": "population std (ddof=0)",
     "se": "standard error (population std / sqrt(n), as DomainBed)",
 }
-# Keys that never separate rows: they are what a row aggregates over, or bookkeeping.
-_IGNORED = ("seeds", "protocol.targets", "experiment", "data.root")
+RULES = ("last", "val", "oracle")
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):  # an empty mapping (no augmenter arguments) adds no key
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _short(key: str) -> str:
-    if key.startswith("aug.args."):
-        return key[len("aug.args."):]
-    return {"aug.insert": "insert"}.get(key, key)
-
-
-def _fmt(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def selected_epoch(record: dict[str, Any], rule: str) -> dict[str, Any]:
-    """The history entry that ``rule`` picks; ``last`` is the final epoch.
-
-    Never falls back to another rule: a record without per-epoch test accuracy cannot be
-    judged by ``oracle``, and says so.
-    """
-    if rule not in SELECTIONS:
-        raise DataError(f"selection must be one of {', '.join(SELECTIONS)}; got {rule!r}")
-    history = record.get("history") or []
-    if rule == "last" or not history:
-        if rule != "last":
-            raise DataError(f"run {record.get('run_id')} has no per-epoch history for --select {rule}")
-        return {"score": record["final"]["score"],
-                "test_acc": {k: v["acc"] for k, v in record["final"]["test"].items()},
-                "epoch": len(history)}
-    if any("score" not in h for h in history):
-        raise DataError(
-            f"run {record.get('run_id')} ({record.get('aug')} seed {record.get('seed')}) has no "
-            f"per-epoch test accuracy, so --select {rule} cannot judge it; rerun it with --force"
-        )
+def select_epochs(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """The rows of the epoch ``rule`` picks in each run: ``last`` (the final model), ``val``
+    (best source-validation accuracy) or ``oracle`` (best test score); the latest of equal
+    epochs. Never falls back to another rule: a run evaluated only at its end cannot be
+    judged by ``val`` or ``oracle``, and says so."""
+    if rule not in RULES:
+        raise DataError(f"selection must be one of {', '.join(RULES)}; got {rule!r}")
+    if frame.empty:
+        return frame
+    if rule == "last":
+        return frame[frame["epoch"] == frame.groupby("run_id")["epoch"].transform("max")]
+    judged = frame[~frame["per_epoch"].astype(bool)]
+    if len(judged):
+        r = judged.iloc[0]
+        raise DataError(f"run {r['run_id']} ({r['aug']} seed {r['seed']}) has no per-epoch "
+                        f"test accuracy, so --select {rule} cannot judge it; rerun it with --force")
     key = "val_acc" if rule == "val" else "score"
-    best = max(h[key] for h in history)
-    return next(h for h in reversed(history) if h[key] == best)  # the latest of equal epochs
-
-
-REID_METRICS = {"mAP": "mAP", "rank1": "R1", "rank5": "R5", "rank10": "R10"}
-
-
-def _reid_values(record: dict[str, Any]) -> dict[str, tuple[int, float]]:
-    """Columns of a reid run: mAP, R1, R5, R10 of the direction (the mean over the target's
-    splits), then the same on split 0 alone when there are several (what EFDM reported)."""
-    final = record["final"]
-    direction = record["split"]["name"].split("#")[0]
-    out = {f"{direction} {short}": (i, final["mean"][m]) for i, (m, short) in enumerate(REID_METRICS.items())}
-    first = next(iter(final["test"]))
-    if len(final["test"]) > 1 and first.endswith("#0"):
-        out.update({f"{direction} split 0 {short}": (10 + i, final["test"][first][m])
-                    for i, (m, short) in enumerate(REID_METRICS.items())})
-    return out
-
-
-def _labels(records: list[dict[str, Any]]) -> list[str]:
-    """A row label per record: the augmenter, plus the settings that tell its rows apart."""
-    flat_cfgs = [_flatten(r["config"]) for r in records]
-    for f in flat_cfgs:
-        for key in list(f):
-            if key in _IGNORED:
-                del f[key]
-        if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits
-            f.pop("aug.insert", None)
-    # A group is a set of runs whose configs agree on everything but the seed and split.
-    group_key = [json.dumps(f, sort_keys=True, default=str) for f in flat_cfgs]
-    groups = list(dict.fromkeys(group_key))
-    rep = {g: flat_cfgs[group_key.index(g)] for g in groups}
-    keys = sorted(set().union(*rep.values())) if rep else []
-
-    def varies(members: list[str], key: str) -> bool:  # among the groups that have the key
-        return len({json.dumps(rep[g][key], default=str) for g in members if key in rep[g]}) > 1
-
-    labels = {}
-    for g in groups:
-        name = rep[g]["aug.names"][0]
-        same_aug = [h for h in groups if rep[h]["aug.names"][0] == name]
-        extra = []
-        for key in keys:
-            if key == "aug.names" or key not in rep[g]:
-                continue
-            scope = same_aug if key.startswith("aug.args.") else groups
-            if varies(scope, key):
-                extra.append(f"{_short(key)}={_fmt(rep[g].get(key))}")
-        labels[g] = f"{name} ({', '.join(extra)})" if extra else name
-    return [labels[g] for g in group_key]
+    epochs = frame.drop_duplicates(["run_id", "epoch"])
+    best = epochs.sort_values(["run_id", key, "epoch"], ascending=[True, False, False])
+    picked = set(best.drop_duplicates("run_id")[["run_id", "epoch"]].itertuples(index=False))
+    return frame[[(r, e) in picked for r, e in zip(frame["run_id"], frame["epoch"])]]
 
 
 @dataclass
 class Table:
     rows: list[str]
     columns: list[str]
-    cells: dict[tuple[str, str], list[float]]  # (row, column) -> accuracies (%), one per seed
+    cells: dict[tuple[str, str], list[float]]  # (row, column) -> values (%), one per run
+    expected: dict[str, int]  # column -> how many runs a full cell has (seeds x splits)
     seeds: list[int]
     protocol: str
+    task: Any  # dgbench.tasks.Task: the caption, whether rows average
     select: str = "last"
     error: str = "std"
     per_target: bool = False
     missing: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
-    reid: bool = False  # ranking metrics: no Avg column, cells over seeds and training splits
 
     def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
         values = self.cells.get((row, col))
@@ -151,7 +75,7 @@ class Table:
         return float(np.mean(values)), spread, len(values)
 
     def average(self, row: str) -> float | None:
-        if self.reid:  # mAP and Rank-k do not average into one number
+        if not self.task.averages:  # e.g. mAP and Rank-k do not average into one number
             return None
         means = [self.stats(row, c) for c in self.columns]
         if any(m is None for m in means):
@@ -159,88 +83,59 @@ class Table:
         return float(np.mean([m[0] for m in means]))  # type: ignore[index]
 
     def caption(self) -> str:
-        if self.reid:
-            return (
-                "Person re-identification (%), source->target: mAP and CMC Rank-1/5/10 of the "
-                "final model, cosine distance, torchreid's Market-1501 rules; a multi-split "
-                "target's columns are the mean over its splits, and 'split 0' is split 0 alone; "
-                f"each cell is the mean ± {ERRORS[self.error]} over seeds "
-                f"{', '.join(map(str, self.seeds))} (and over the training splits when the "
-                "source has several); X is a missing cell."
-            )
-        what = {
-            "lodo": "held-out target domain",
-            "single": "source domain (each column is the accuracy pooled over the other "
-            "domains, whole)",
-        }.get(self.protocol, "split")
-        if self.per_target:
-            what = "source -> target pair"
-        return (
-            f"Test accuracy (%) per {what} ({self.protocol}); each cell is the mean ± "
-            f"{ERRORS[self.error]} over seeds {', '.join(map(str, self.seeds))} of "
-            f"{SELECTIONS[self.select]}; (n=k) marks a cell with fewer seeds; Avg is the mean "
-            "of the per-column means; X is a missing cell."
-        )
+        return self.task.caption(self)
 
 
-def build_table(
-    records: list[dict[str, Any]],
-    unfinished: list[dict[str, Any]] = (),
-    select: str = "last",
-    error: str = "std",
-    per_target: bool = False,
-) -> Table:
+def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "last",
+                error: str = "std", per_target: bool = False) -> Table:
+    """The table of a results DataFrame (:func:`dgbench.results.load`), or of records."""
+    from dgbench.results import frame as to_frame
+    from dgbench.tasks import get_task
+
+    df = to_frame(results) if isinstance(results, list) else results
     if error not in ERRORS:
         raise DataError(f"error must be one of {', '.join(ERRORS)}; got {error!r}")
-    protocols = {r["config"]["protocol"]["name"] for r in records}
+    protocols = sorted(set(df["protocol"])) if len(df) else []
     if len(protocols) > 1:
-        raise DataError(
-            f"the records mix protocols ({', '.join(sorted(protocols))}); one table per "
-            "protocol: point 'dgbench table' at one experiment folder"
-        )
-    reid = protocols == {"reid"}
-    if reid and select != "last":
-        raise DataError(f"reid runs are evaluated once, on the final model: --select {select} "
-                        "does not apply (use last)")
-    labels = _labels(records)
-    col_order: dict[str, tuple[int, int]] = {}
-    cells: dict[tuple[str, str], list[float]] = {}
-    seen: dict[tuple[str, str], set[int]] = {}
-    for rec, label in zip(records, labels):
-        titles = rec.get("dataset", {}).get("titles", {})
-        split, index = rec["split"]["name"], rec["split"].get("index", 0)
-        if reid:
-            index, values = 0, _reid_values(rec)
-        else:
-            chosen = selected_epoch(rec, select)
-            if per_target:
-                values = {
-                    f"{titles.get(split, split)}->{titles.get(t, t)}": (i, acc)
-                    for i, (t, acc) in enumerate(chosen["test_acc"].items())
-                }
-            else:
-                values = {titles.get(split, split): (0, chosen["score"])}
-        for col, (sub, acc) in values.items():
-            col_order.setdefault(col, (index, sub))
-            cells.setdefault((label, col), []).append(100.0 * acc)
-            seen.setdefault((label, col), set()).add(rec["seed"])
-    seeds = sorted({r["seed"] for r in records}
+        raise DataError(f"the records mix protocols ({', '.join(protocols)}); one table per "
+                        "protocol: point 'dgbench table' at one experiment folder")
+    task = get_task(df["task"].iloc[0] if len(df) else "classification")
+    if select not in task.selections:
+        raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
+                        f"{select} does not apply (use last)")
+    chosen = task.cells(select_epochs(df, select), per_target) if len(df) else df
+    unfinished = df.attrs.get("unfinished", [])
+    seeds = sorted({int(s) for s in (chosen["seed"] if len(chosen) else [])}
                    | {u["config"]["seeds"][0] for u in unfinished if "config" in u})
+    return _assemble(chosen, seeds, unfinished, protocols[0] if protocols else "?", task,
+                     select, error, per_target)
+
+
+def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, Any]],
+              protocol: str, task: Any, select: str, error: str, per_target: bool) -> Table:
+    """Group the cells' values by (variant, column); work out what each column expects."""
+    col_order: dict[str, Any] = {}
+    values: dict[tuple[str, str], list[float]] = {}
+    members: dict[tuple[str, str], set] = {}
+    splits: dict[str, set[str]] = {}  # column -> the splits (runs of one seed) it covers
+    row_configs: dict[str, dict[str, Any]] = {}
+    for r in cells.itertuples(index=False) if len(cells) else []:
+        col_order.setdefault(r.column, r.order)
+        values.setdefault((r.variant, r.column), []).append(100.0 * r.value)
+        members.setdefault((r.variant, r.column), set()).add((r.seed, r.split_title))
+        splits.setdefault(r.column, set()).add(r.split_title)
+        row_configs.setdefault(r.variant, r.config)
     columns = sorted(col_order, key=lambda c: (col_order[c], c))
-    rows = sorted(dict.fromkeys(labels), key=lambda r: (not r.startswith("none"), r))
-    missing = [
-        f"{row}, seed {s}, {col}"
-        for row in rows for col in columns for s in seeds
-        if s not in seen.get((row, col), set())
-    ]
+    rows = sorted(row_configs, key=lambda r: (not r.startswith("none"), r))
+    missing = list(dict.fromkeys(
+        f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in sorted(splits[col])
+        for s in seeds if (s, sp) not in members.get((row, col), set())))
     unfinished_names = [
         u.get("label", u.get("run_id", "?")) + (f" ({u['run_id']})" if "run_id" in u else "")
-        for u in unfinished
-    ]
-    protocol = protocols.pop() if protocols else "?"
-    row_configs = {label: rec["config"] for rec, label in zip(records, labels)}
-    return Table(rows, columns, cells, seeds, protocol, select, error, per_target,
-                 missing, unfinished_names, row_configs, reid)
+        for u in unfinished]
+    expected = {col: len(seeds) * len(splits[col]) for col in columns}
+    return Table(rows, columns, values, expected, seeds, protocol, task, select, error,
+                 per_target, missing, unfinished_names, row_configs)
 
 
 def paper_comparison(table: Table) -> list[list[str]]:
@@ -273,15 +168,15 @@ def _cell(table: Table, row: str, col: str, pm: str) -> str:
     if s is None:
         return "X"
     mean, std, n = s
-    tail = f" (n={n})" if n < len(table.seeds) else ""
+    tail = f" (n={n})" if n < table.expected[col] else ""
     return f"{mean:.1f} {pm} {std:.1f}{tail}"
 
 
 def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> str:
     """The table as markdown (default), LaTeX or CSV, with caption and missing runs.
 
-    ``compare_paper`` adds the published numbers (PROTOCOLS.md) beside ours, with the
-    difference, for every row that has them.
+    ``compare_paper`` adds the published numbers (:mod:`dgbench.published`) beside ours,
+    with the difference, for every row that has them.
     """
     from tabulate import tabulate
 
@@ -303,7 +198,7 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
                     vals = " ".join(f"{v:.2f}" for v in table.cells[(row, col)])
                     w.writerow([row, col, f"{s[0]:.2f}", f"{s[1]:.2f}", s[2], vals])
             avg = table.average(row)
-            if not table.reid:
+            if table.task.averages:
                 w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
         return buf.getvalue()
 
@@ -312,8 +207,8 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
     for row in table.rows:
         avg = table.average(row)
         body.append([row] + [_cell(table, row, c, pm) for c in table.columns]
-                    + ([] if table.reid else [_avg_text(avg)]))
-    headers = ["augmenter"] + table.columns + ([] if table.reid else ["Avg"])
+                    + ([_avg_text(avg)] if table.task.averages else []))
+    headers = ["augmenter"] + table.columns + (["Avg"] if table.task.averages else [])
     notes = []
     if table.missing:
         notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))
@@ -321,8 +216,8 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
         notes.append(f"unfinished runs ({len(table.unfinished)}): " + "; ".join(table.unfinished))
     compared = paper_comparison(table) if compare_paper else []
     if compare_paper and not compared:
-        notes.append("no published numbers for these rows (PROTOCOLS.md lists PACS LODO and "
-                     "single-source, ResNet-18/50, MixStyle/EFDMix)")
+        notes.append("no published numbers for these rows (dgbench knows EFDM's and MixStyle's "
+                     "PACS LODO and single-source tables, ResNet-18/50, MixStyle/EFDMix)")
     if fmt == "latex":
         def latex(rows: list[list[str]]) -> str:
             tab = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
@@ -332,12 +227,13 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
                  latex(body), "\\end{table}"]
         if compared:
             lines += ["\\begin{table}[t]", "\\centering",
-                      "\\caption{Ours beside the published numbers (PROTOCOLS.md).}",
+                      "\\caption{Ours beside the published numbers (EFDM, CVPR 2022; "
+                      "MixStyle, ICLR 2021).}",
                       latex(compared), "\\end{table}"]
         return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
     parts = [table.caption(), "", tabulate(body, headers, tablefmt="pipe", disable_numparse=True)]
     if compared:
-        parts += ["", "Ours beside the published numbers (PROTOCOLS.md; published cells are "
-                  "mean ± population std over 5 seeds):", "",
+        parts += ["", "Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, ICLR "
+                  "2021; published cells are mean ± population std over 5 seeds):", "",
                   tabulate(compared, headers, tablefmt="pipe", disable_numparse=True)]
     return "\n".join(parts + ([""] + notes if notes else [])) + "\n"

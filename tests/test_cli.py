@@ -166,7 +166,7 @@ BAD = [
     (["--aug", "mixstyle", "--aug-args", "mix=crossdomain", "train.sampler=random"], "train.sampler=domain"),
     (["train.lrr=0.1"], "Did you mean 'train.lr'"),
     (["train.epochs=zero"], "train.epochs must be an integer"),
-    (["train.epochs=0"], "train.epochs must be at least 1"),
+    (["train.epochs=0"], "train.epochs must be >= 1; got 0"),
     (["--device", "tpu"], "device must be auto, cpu, cuda"),
     (["--weights", "/nonexistent/w.pth"], "not found"),
     (["stray"], "overrides look like train.lr=0.01"),

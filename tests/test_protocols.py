@@ -12,7 +12,8 @@ from dgbench.cli import main
 from dgbench.errors import DataError
 from dgbench.evaluate import evaluate_tests
 from dgbench.registry import DATASETS, PROTOCOLS
-from dgbench.tables import build_table, render, selected_epoch
+from dgbench.results import frame
+from dgbench.tables import build_table, render, select_epochs
 from dgbench.train import cosine_lr
 
 
@@ -30,7 +31,7 @@ def loader(labels):
 
 def test_pooled_accuracy_is_over_the_union_not_a_mean_of_accuracies():
     test, pooled = evaluate_tests(
-        ConstantModel(), {"a": loader([0, 0, 1, 1]), "b": loader([0] * 9 + [1])}, torch.device("cpu"))
+        ConstantModel(), {"a": loader([0, 0, 1, 1]), "b": loader([0] * 9 + [1])})
     assert test["a"] == {"acc": 0.5, "correct": 2, "n": 4}
     assert test["b"] == {"acc": 0.9, "correct": 9, "n": 10}
     assert pooled == pytest.approx(11 / 14)  # not (0.5 + 0.9) / 2
@@ -70,6 +71,7 @@ def record(seed, history, aug="efdmix", split="photo"):
         "split": {"name": split, "index": 2},
         "config": {"data": {"name": "pacs"}, "protocol": {"name": "lodo"},
                    "model": {"backbone": "resnet18"}, "seeds": [seed],
+                   "train": {"epochs": len(history)},
                    "aug": {"names": [aug], "args": {"mix": "crossdomain"}, "insert": ["layer1"]}},
         "dataset": {"titles": {"photo": "Photo"}},
         "history": history,
@@ -86,11 +88,16 @@ HISTORY = [
 ]
 
 
+def chosen(rec, rule):
+    (row,) = select_epochs(frame([rec]), rule).to_dict("records")
+    return row
+
+
 def test_selection_rules_on_hand_made_records():
     rec = record(1, HISTORY)
-    assert selected_epoch(rec, "last")["score"] == 0.62
-    assert selected_epoch(rec, "val")["epoch"] == 3  # best val; the later of a tie
-    assert selected_epoch(rec, "oracle")["epoch"] == 1
+    assert chosen(rec, "last")["score"] == 0.62
+    assert chosen(rec, "val")["epoch"] == 3  # best val; the later of a tie
+    assert chosen(rec, "oracle")["epoch"] == 1
     table = build_table([rec], select="oracle")
     assert table.stats("efdmix", "Photo")[0] == pytest.approx(70.0)
     assert "TEST-DOMAIN ORACLE" in table.caption()
@@ -99,9 +106,9 @@ def test_selection_rules_on_hand_made_records():
 
 def test_selection_never_falls_back_silently():
     old = record(1, [{"epoch": 1, "val_acc": 0.5}])  # a record without per-epoch test accuracy
-    assert selected_epoch(old, "last")["score"] is not None
+    assert chosen(old, "last")["score"] is not None
     with pytest.raises(DataError, match="no per-epoch test accuracy"):
-        selected_epoch(old, "oracle")
+        chosen(old, "oracle")
     with pytest.raises(DataError, match="no per-epoch test accuracy"):
         build_table([old], select="val")
 
@@ -141,7 +148,7 @@ def test_schedule_is_set_from_progress_and_reaches_its_end(tmp_path):
 
 
 def test_evaluation_does_not_touch_the_training_rng():
-    from dgbench.train import eval_loader
+    from dgbench.data import eval_loader
 
     ds = TensorDataset(torch.zeros(10, 1), torch.zeros(10, dtype=torch.long), torch.zeros(10))
     torch.manual_seed(0)

@@ -105,7 +105,7 @@ def test_reid_net_shapes_and_torchvision_state_dict():
     import torchvision
 
     from dgbench.config import Config
-    from dgbench.reid import build_reid_model
+    from dgbench.models import build_reid_model
     from dgbench.train import parameter_groups
 
     cfg = Config()
@@ -206,9 +206,11 @@ def test_training_clearly_beats_an_untrained_model(synth, tmp_path):
     import json
 
     from dgbench import config as C
+    from dgbench.data import eval_loader
+    from dgbench.evaluate import evaluate_reid
+    from dgbench.models import build_reid_model
     from dgbench.plan import make_plan, resolve
-    from dgbench.reid import evaluate_reid
-    from dgbench.train import eval_loader, seed_everything
+    from dgbench.train import seed_everything
 
     assert main(_small(synth, tmp_path, "--aug", "none", "--epochs", "12", "--splits", "0,1,2,3,4")) == 0
     (record_file,) = list((tmp_path / "reid-synth-cpu").glob("*/record.json"))
@@ -218,12 +220,9 @@ def test_training_clearly_beats_an_untrained_model(synth, tmp_path):
     user.update({"data.root": str(synth), "aug.names": ["none"], "protocol.splits": [0, 1, 2, 3, 4]})
     plan = make_plan(resolve(user))
     run = plan.runs[0]
-    from dgbench.reid import build_reid_model
-
     seed_everything(run.seed)
     model = build_reid_model(run.config, plan.dataset.split(0).num_ids)
     tests = {f"grid#{k}": k for k in range(5)}
-    results = evaluate_reid(model, plan.target, tests, lambda ds: eval_loader(ds, 64),
-                            torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False))
+    results = evaluate_reid(model, plan.target, tests, lambda ds: eval_loader(ds, 64))
     untrained = float(np.mean([r["mAP"] for r in results.values()]))
     assert trained > untrained + 0.10, (trained, untrained)

@@ -1,0 +1,136 @@
+"""Run records as one pandas DataFrame: the one way dgbench reads results, and yours.
+
+``load(folder)`` reads every finished record under a results folder (records of schema 1 and
+2) into a DataFrame with one row per run x test set x evaluated epoch. Classification runs are
+evaluated every epoch (rows for each epoch); re-identification runs once, at the last epoch.
+Tables are groupby/aggregate over it (:mod:`dgbench.tables`).
+
+Columns:
+
+============== =====================================================================
+run            ``experiment``, ``run_id``, ``task``, ``protocol``, ``dataset``,
+               ``target_dataset`` (cross-dataset protocols), ``backbone``
+augmenter      ``aug`` (name), ``aug_args`` (``"alpha=0.1, mix=random, p=0.5"``), one
+               ``aug.<argument>`` column per argument, ``insert`` (``"layer1,layer2"``),
+               ``variant`` (the table row label: the augmenter plus the settings that
+               tell it apart from the other runs of the frame)
+split          ``seed``, ``split`` (the protocol's split: the held-out domain under LODO,
+               the source under single-source, the direction for reid), ``split_index``,
+               ``split_title`` (the table's column title)
+epoch          ``epoch`` (1-based), ``epochs``, ``last``, ``per_epoch`` (the run was
+               evaluated every epoch), ``lr``, ``loss``, ``train_acc``, ``val_acc``
+               (source validation; classification), ``score`` (the run's pooled score at
+               that epoch: accuracy over all its test sets, or mean mAP)
+test set       ``test``, ``test_index``, ``test_title``; classification: ``acc``, ``n``;
+               reid: ``mAP``, ``rank1``, ``rank5``, ``rank10``, ``rank20``, ``n_query``,
+               ``n_gallery``
+config         ``config``: the run's whole resolved config (a dict)
+============== =====================================================================
+
+Metric values are fractions in [0, 1]. ``frame.attrs["unfinished"]`` lists the runs that
+were started but have no record yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dgbench import config as C
+
+
+def load(folder: str | Path) -> pd.DataFrame:
+    """Every finished record under ``folder`` as a DataFrame (see the module's columns)."""
+    from dgbench.records import load_records
+
+    records, unfinished = load_records(folder)
+    out = frame(records)
+    out.attrs["unfinished"] = unfinished
+    return out
+
+
+def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The DataFrame of ``records`` (dicts as written to ``record.json``)."""
+    from dgbench.tasks import get_task, record_task
+
+    rows = []
+    for record, variant in zip(records, variant_labels(records)):
+        task = record_task(record)
+        run = _run_columns(record, task, variant)
+        rows += [{**run, **row} for row in get_task(task).result_rows(record)]
+    out = pd.DataFrame(rows)
+    out.attrs["unfinished"] = []
+    return out
+
+
+def _run_columns(record: dict[str, Any], task: str, variant: str) -> dict[str, Any]:
+    cfg, split = record["config"], record["split"]
+    titles = record.get("dataset", {}).get("titles", {})
+    args = cfg["aug"]["args"]
+    return {
+        "experiment": record.get("experiment"), "run_id": record["run_id"], "task": task,
+        "protocol": cfg["protocol"]["name"], "dataset": cfg["data"]["name"],
+        "target_dataset": cfg["protocol"].get("target"), "backbone": cfg["model"]["backbone"],
+        "aug": record["aug"], "aug_args": ", ".join(f"{k}={_text(v)}" for k, v in sorted(args.items())),
+        **{f"aug.{k}": v for k, v in args.items()},
+        "insert": _text(cfg["aug"]["insert"]), "variant": variant, "seed": record["seed"],
+        "split": split["name"], "split_index": split.get("index", 0),
+        "split_title": titles.get(split["name"], split["name"]),
+        "epochs": cfg["train"]["epochs"], "config": cfg,
+    }
+
+
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):  # an empty mapping (no augmenter arguments) adds no key
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(key: str) -> str:
+    if key.startswith("aug.args."):
+        return key[len("aug.args."):]
+    return {"aug.insert": "insert"}.get(key, key)
+
+
+def variant_labels(records: list[dict[str, Any]]) -> list[str]:
+    """A row label per record: the augmenter, plus the settings that tell its rows apart.
+
+    A variant is a set of runs whose configs agree on everything but the keys that differ
+    between the runs of one comparison (``seeds``, ``protocol.targets``) and the keys that
+    are not part of a run's identity (``experiment``, ``data.root``).
+    """
+    ignored = set(C.PER_RUN) | set(C.NOT_IDENTITY)
+    flat_cfgs = []
+    for r in records:
+        f = {k: v for k, v in _flatten(r["config"]).items() if k not in ignored}
+        if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits
+            f.pop("aug.insert", None)
+        flat_cfgs.append(f)
+    group_key = [json.dumps(f, sort_keys=True, default=str) for f in flat_cfgs]
+    groups = list(dict.fromkeys(group_key))
+    rep = {g: flat_cfgs[group_key.index(g)] for g in groups}
+    keys = sorted(set().union(*rep.values())) if rep else []
+
+    def varies(members: list[str], key: str) -> bool:  # among the groups that have the key
+        return len({json.dumps(rep[g][key], default=str) for g in members if key in rep[g]}) > 1
+
+    labels = {}
+    for g in groups:
+        name = rep[g]["aug.names"][0]
+        same_aug = [h for h in groups if rep[h]["aug.names"][0] == name]
+        extra = [f"{_short(key)}={_text(rep[g].get(key))}" for key in keys
+                 if key != "aug.names" and key in rep[g]
+                 and varies(same_aug if key.startswith("aug.args.") else groups, key)]
+        labels[g] = f"{name} ({', '.join(extra)})" if extra else name
+    return [labels[g] for g in group_key]

@@ -1,0 +1,114 @@
+"""Tasks: what differs between classification and re-identification, declared once.
+
+A dataset names its task (``DomainDataset.task``); a protocol names the task it serves
+(``Protocol.task``). The task object owns everything that differs between tasks: the
+training parts and their sampler domains, the model head, what is evaluated each epoch and
+at the end, the record's ``final`` block, the one-line outcome, the rows a record adds to the
+results DataFrame, and the table's columns and caption. The planner, the training loop, the
+tables and the CLI ask the task and never test which task it is. A new task is one new file
+in this folder, imported below and registered in ``TASKS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from dgbench.registry import TASKS
+
+if TYPE_CHECKING:  # typing only: importing this package stays light
+    import pandas as pd
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+    from dgbench.device import Env
+    from dgbench.protocols import Split
+
+
+@dataclass
+class RunData:
+    """What a task hands the training loop for one run."""
+
+    train: list[Dataset]  # one part per sampler domain (the [A | B] sampler draws two)
+    num_outputs: int  # classes, or training identities
+    sizes: dict[str, Any]  # the record's "sizes" block
+    make_loader: Callable[[Dataset], DataLoader]  # in-order evaluation loaders
+    state: dict[str, Any] = field(default_factory=dict)  # the task's own (eval sets, results)
+
+
+class Task:
+    """The interface; :mod:`dgbench.tasks.classification` and :mod:`dgbench.tasks.reid`
+    implement it."""
+
+    name: ClassVar[str]
+    #: what the task's datasets are called in messages
+    noun: ClassVar[str]
+    #: how to run such a dataset, said when the protocol does not fit it
+    usage: ClassVar[str]
+    #: ``--select`` rules its records support (``last`` is the published rule)
+    selections: ClassVar[tuple[str, ...]] = ("last",)
+    #: whether a table row gets an Avg column
+    averages: ClassVar[bool] = False
+    #: where dgbench departs from the reference code for this task; stored in its records
+    deviations: ClassVar[tuple[str, ...]] = ()
+
+    # -- planning -----------------------------------------------------------------------------
+    def num_outputs(self, dataset: Any, split: Split) -> int:
+        raise NotImplementedError
+
+    def check_domains(self, aug: str, dataset: Any, split: Split) -> None:
+        """Refuse ``mix=crossdomain`` (the [A | B] sampler) where ``split`` trains on fewer
+        than two sampler domains."""
+        raise NotImplementedError
+
+    def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
+        """The network (``pretrained`` None: as configured); local weights are loaded."""
+        raise NotImplementedError
+
+    # -- training -----------------------------------------------------------------------------
+    def data(self, cfg: Any, split: Split, dataset: Any, target: Any, cache: Any,
+             make_loader: Callable[[Dataset], DataLoader]) -> RunData:
+        raise NotImplementedError
+
+    def evaluate_epoch(self, model: nn.Module, data: RunData, env: Env) -> dict[str, Any]:
+        """Entries added to the epoch's history row (nothing when evaluated only at the end)."""
+        return {}
+
+    def final(self, model: nn.Module, data: RunData, env: Env) -> dict[str, Any]:
+        """The record's ``final`` block: the last-epoch model's results."""
+        raise NotImplementedError
+
+    def outcome(self, record: dict[str, Any]) -> str:
+        """One line: what a finished run scored."""
+        raise NotImplementedError
+
+    # -- results and tables -------------------------------------------------------------------
+    def result_rows(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """A record's rows of the results DataFrame: one per test set and evaluated epoch."""
+        raise NotImplementedError
+
+    def cells(self, chosen: pd.DataFrame, per_target: bool) -> pd.DataFrame:
+        """Table cells from the rows of each run's selected epoch: one row per (variant,
+        column, run) with ``column``, ``order`` (a sortable column position) and ``value``
+        (a fraction)."""
+        raise NotImplementedError
+
+    def caption(self, table: Any) -> str:
+        raise NotImplementedError
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``, as an object."""
+    return TASKS.get(name)()
+
+
+def record_task(record: dict[str, Any]) -> str:
+    """The task of a record (schema 1 records do not say: the reid protocol was the only
+    re-identification one)."""
+    return record.get("task") or ("reid" if record["config"]["protocol"]["name"] == "reid"
+                                  else "classification")
+
+
+from dgbench.tasks import classification, reid  # noqa: E402  (registers the built-ins)
+
+__all__ = ["RunData", "Task", "classification", "get_task", "record_task", "reid"]
