@@ -97,23 +97,28 @@ class Record(TypedDict):
     deviations: list[str]  # where this run departs from the reference code
 
 
-def build_record(run: Run, task: str, dataset: Any, sizes: dict[str, Any], model: dict[str, Any],
-                 history: list[dict[str, Any]], final: dict[str, Any], timing: dict[str, Any],
-                 device: dict[str, Any], data_cache: str | None,
-                 deviations: list[str]) -> Record:
-    """The record of a finished run (not yet written)."""
-    split = run.split
+def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model: Any,
+                 placed: list[str], history: list[dict[str, Any]], final: dict[str, Any],
+                 timing: dict[str, Any], device: dict[str, Any], cache: Any) -> Record:
+    """The record of a finished run (not yet written): ``task`` the run's task object,
+    ``model`` the trained network with augmenters at ``placed``, ``cache`` the decoded-image
+    cache it read (or None)."""
+    split, cfg = run.split, run.config
     return Record(
-        schema=SCHEMA, task=task, run_id=run.run_id, experiment=run.config.experiment or "",
+        schema=SCHEMA, task=task.name, run_id=run.run_id, experiment=cfg.experiment or "",
         aug=run.aug, seed=run.seed,
         split={"name": split.name, "index": split.index, "sources": list(split.sources),
                "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
                "test": {k: list(v) for k, v in split.test.items()}},
-        sizes=sizes, config=C.to_dict(run.config),
-        dataset={"name": run.config.data.name, "classes": list(dataset.classes),
+        sizes=sizes, config=C.to_dict(cfg),
+        dataset={"name": cfg.data.name, "classes": list(dataset.classes),
                  "titles": dict(dataset.titles), **dataset.describe()},
-        model=model, history=history, final=final, timing=timing, data_cache=data_cache,
-        device=device, environment=environment(), deviations=deviations,
+        model={"parameters": sum(p.numel() for p in model.parameters()),
+               "augmenter_modules": placed, "shared_instance": cfg.aug.shared},
+        history=history, final=final, timing=timing,
+        data_cache=str(cache.path) if cache is not None else None, device=device,
+        environment=environment(),
+        deviations=DEVIATIONS + list(task.deviations) + (CACHE_DEVIATIONS if cache else []),
     )
 
 

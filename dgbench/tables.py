@@ -105,30 +105,41 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
                         f"{select} does not apply (use last)")
     chosen = task.cells(select_epochs(df, select), per_target) if len(df) else df
     unfinished = df.attrs.get("unfinished", [])
+    started = [u["config"] for u in unfinished if "config" in u]
     seeds = sorted({int(s) for s in (chosen["seed"] if len(chosen) else [])}
-                   | {u["config"]["seeds"][0] for u in unfinished if "config" in u})
-    return _assemble(chosen, seeds, unfinished, protocols[0] if protocols else "?", task,
-                     select, error, per_target)
+                   | {c["seeds"][0] for c in started})
+    titles = dict(zip(df["split"], df["split_title"])) if len(df) else {}
+    pending = [titles.get(t, t) for c in started for t in c["protocol"]["targets"] or []]
+    return _assemble(chosen, seeds, unfinished, pending, protocols[0] if protocols else "?",
+                     task, select, error, per_target)
 
 
 def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, Any]],
-              protocol: str, task: Any, select: str, error: str, per_target: bool) -> Table:
-    """Group the cells' values by (variant, column); work out what each column expects."""
-    col_order: dict[str, Any] = {}
+              pending: list[str], protocol: str, task: Any, select: str, error: str,
+              per_target: bool) -> Table:
+    """Aggregate the cells' values per (variant, column); work out what each column expects:
+    every seed of every split that feeds it, finished (in ``cells``) or started (``pending``,
+    split titles of unfinished runs)."""
     values: dict[tuple[str, str], list[float]] = {}
     members: dict[tuple[str, str], set] = {}
-    splits: dict[str, set[str]] = {}  # column -> the splits (runs of one seed) it covers
-    row_configs: dict[str, dict[str, Any]] = {}
-    for r in cells.itertuples(index=False) if len(cells) else []:
-        col_order.setdefault(r.column, r.order)
-        values.setdefault((r.variant, r.column), []).append(100.0 * r.value)
-        members.setdefault((r.variant, r.column), set()).add((r.seed, r.split_title))
-        splits.setdefault(r.column, set()).add(r.split_title)
-        row_configs.setdefault(r.variant, r.config)
-    columns = sorted(col_order, key=lambda c: (col_order[c], c))
-    rows = sorted(row_configs, key=lambda r: (not r.startswith("none"), r))
+    splits: dict[str, list[str]] = {}
+    columns, rows, row_configs = [], [], {}
+    if len(cells):
+        cells = cells.assign(pct=100.0 * cells["value"], member=list(zip(cells["seed"],
+                                                                         cells["split_title"])))
+        grouped = cells.groupby(["variant", "column"], sort=False)
+        values = {k: list(v) for k, v in grouped["pct"].agg(list).items()}
+        members = {k: set(v) for k, v in grouped["member"].agg(list).items()}
+        splits = {}
+        for col, titles in cells.groupby("column")["split_title"]:
+            groups = {task.column_group(t) for t in titles}
+            splits[col] = sorted(set(titles) | {p for p in pending if task.column_group(p) in groups})
+        order = cells.groupby("column", sort=False)["order"].first()
+        columns = sorted(order.index, key=lambda c: (order[c], c))
+        row_configs = cells.groupby("variant", sort=False)["config"].first().to_dict()
+        rows = sorted(row_configs, key=lambda r: (not r.startswith("none"), r))
     missing = list(dict.fromkeys(
-        f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in sorted(splits[col])
+        f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in splits[col]
         for s in seeds if (s, sp) not in members.get((row, col), set())))
     unfinished_names = [
         u.get("label", u.get("run_id", "?")) + (f" ({u['run_id']})" if "run_id" in u else "")
@@ -185,29 +196,11 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
     if compare_paper and fmt == "csv":
         raise DataError("--compare-paper renders markdown or latex, not csv")
     if fmt == "csv":
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["row", "column", "mean", table.error, "n", "values"])
-        for row in table.rows:
-            for col in table.columns:
-                s = table.stats(row, col)
-                if s:
-                    vals = " ".join(f"{v:.2f}" for v in table.cells[(row, col)])
-                    w.writerow([row, col, f"{s[0]:.2f}", f"{s[1]:.2f}", s[2], vals])
-            avg = table.average(row)
-            if table.task.averages:
-                w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
-        return buf.getvalue()
-
+        return _csv(table)
     pm = "$\\pm$" if fmt == "latex" else "±"
-    body = []
-    for row in table.rows:
-        avg = table.average(row)
-        body.append([row] + [_cell(table, row, c, pm) for c in table.columns]
-                    + ([_avg_text(avg)] if table.task.averages else []))
+    body = [[row] + [_cell(table, row, c, pm) for c in table.columns]
+            + ([_avg_text(table.average(row))] if table.task.averages else [])
+            for row in table.rows]
     headers = ["augmenter"] + table.columns + (["Avg"] if table.task.averages else [])
     notes = []
     if table.missing:
@@ -219,21 +212,47 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
         notes.append("no published numbers for these rows (dgbench knows EFDM's and MixStyle's "
                      "PACS LODO and single-source tables, ResNet-18/50, MixStyle/EFDMix)")
     if fmt == "latex":
-        def latex(rows: list[list[str]]) -> str:
-            tab = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
-            return tab.replace("\\$\\textbackslash{}pm\\$", "$\\pm$").replace("±", "$\\pm$")
-
-        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption()}}}",
-                 latex(body), "\\end{table}"]
-        if compared:
-            lines += ["\\begin{table}[t]", "\\centering",
-                      "\\caption{Ours beside the published numbers (EFDM, CVPR 2022; "
-                      "MixStyle, ICLR 2021).}",
-                      latex(compared), "\\end{table}"]
-        return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
+        return _latex(table, headers, body, compared, notes)
     parts = [table.caption(), "", tabulate(body, headers, tablefmt="pipe", disable_numparse=True)]
     if compared:
         parts += ["", "Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, ICLR "
                   "2021; published cells are mean ± population std over 5 seeds):", "",
                   tabulate(compared, headers, tablefmt="pipe", disable_numparse=True)]
     return "\n".join(parts + ([""] + notes if notes else [])) + "\n"
+
+
+def _latex(table: Table, headers: list[str], body: list[list[str]], compared: list[list[str]],
+           notes: list[str]) -> str:
+    from tabulate import tabulate
+
+    def tab(rows: list[list[str]]) -> str:
+        text = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
+        return text.replace("\\$\\textbackslash{}pm\\$", "$\\pm$").replace("±", "$\\pm$")
+
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption()}}}",
+             tab(body), "\\end{table}"]
+    if compared:
+        lines += ["\\begin{table}[t]", "\\centering",
+                  "\\caption{Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, "
+                  "ICLR 2021).}", tab(compared), "\\end{table}"]
+    return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
+
+
+def _csv(table: Table) -> str:
+    """One line per cell: row, column, mean, spread, n and every value."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["row", "column", "mean", table.error, "n", "values"])
+    for row in table.rows:
+        for col in table.columns:
+            s = table.stats(row, col)
+            if s:
+                vals = " ".join(f"{v:.2f}" for v in table.cells[(row, col)])
+                w.writerow([row, col, f"{s[0]:.2f}", f"{s[1]:.2f}", s[2], vals])
+        if table.task.averages:
+            avg = table.average(row)
+            w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
+    return buf.getvalue()

@@ -24,7 +24,7 @@ from dgbench.data import DomainDataset, ReadyBatches, eval_loader, loader_option
 from dgbench.device import Env
 from dgbench.errors import TrainingError
 from dgbench.models import insert_augmenters
-from dgbench.records import CACHE_DEVIATIONS, DEVIATIONS, HistoryLog, Record, Run, build_record
+from dgbench.records import HistoryLog, Record, Run, build_record
 from dgbench.registry import AUGMENTERS
 from dgbench.tasks import get_task
 
@@ -88,16 +88,12 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
             f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
     final = task.final(model, data, env)  # the last-epoch model: the published rule
-
     timing = {"wall_s": time.perf_counter() - t_start, "train_s": train_seconds,
               "images_per_s": train_images / train_seconds if train_seconds else None,
               "started": started.isoformat(timespec="seconds"),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    model_facts = {"parameters": sum(p.numel() for p in model.parameters()),
-                   "augmenter_modules": placed, "shared_instance": cfg.aug.shared}
-    deviations = DEVIATIONS + list(task.deviations) + (CACHE_DEVIATIONS if cache else [])
-    return build_record(run, task.name, dataset, data.sizes, model_facts, history.rows, final,
-                        timing, env.describe(), str(cache.path) if cache else None, deviations)
+    return build_record(run, task, dataset, data.sizes, model, placed, history.rows, final,
+                        timing, env.describe(), cache)
 
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,

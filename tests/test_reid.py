@@ -226,3 +226,44 @@ def test_training_clearly_beats_an_untrained_model(synth, tmp_path):
     results = evaluate_reid(model, plan.target, tests, lambda ds: eval_loader(ds, 64))
     untrained = float(np.mean([r["mAP"] for r in results.values()]))
     assert trained > untrained + 0.10, (trained, untrained)
+
+
+def test_grid_to_market_runs_keep_their_ids_when_splits_change(synth, tmp_path, capsys):
+    """The run of GRID split k does not hash the whole --splits list: a finished run is not
+    retrained when the list grows, and all its runs stay one table row; a split that is not
+    finished leaves its cells marked (n=k) and named as missing."""
+    import json
+
+    def run(splits: str) -> str:
+        assert main(_small(synth, tmp_path, "--source", "grid", "--target", "market1501",
+                           "--splits", splits, "--aug", "none", "--epochs", "1",
+                           "data.subsample=40")) == 0
+        return capsys.readouterr().out
+
+    run("0")
+    out = run("0,1")
+    assert "[1/2] none seed=1 grid->market1501#0: finished before, skipped" in out
+    exp = tmp_path / "reid-synth-cpu"  # the preset names the experiment
+    records = [json.loads(p.read_text()) for p in exp.glob("*/record.json")]
+    assert len(records) == 2 and all(r["config"]["protocol"]["splits"] is None for r in records)
+    assert main(["table", str(exp)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| none") == 1 and "(n=1)" not in table and "missing runs" not in table
+
+    second = next(d for d in exp.iterdir() if "#1" in json.loads((d / "config.json").read_text())["label"])
+    (second / "done").unlink()  # one of the two GRID splits is unfinished
+    assert main(["table", str(exp)]) == 0
+    table = capsys.readouterr().out
+    assert "(n=1)" in table
+    assert "missing runs (1): none, seed 1, grid->market1501#1" in table
+    assert "unfinished runs (1): none seed=1 grid->market1501#1" in table
+
+
+def test_inspect_on_a_reid_dataset_asks_for_images(synth, capsys):
+    assert main(["inspect", "--dataset", "market1501", "--data-root", str(synth)]) == 2
+    err = capsys.readouterr().err
+    assert "pass --content and --style" in err and "--protocol" not in err
+    image = next((synth / "Market-1501-v15.09.15" / "query").glob("*.jpg"))
+    assert main(["inspect", "--dataset", "market1501", "--data-root", str(synth), "--aug", "adain",
+                 "--content", str(image), "--style", str(image), "--image-size", "32"]) == 0
+    assert "adain" in capsys.readouterr().out

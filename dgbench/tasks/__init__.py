@@ -96,6 +96,11 @@ class Task:
     def caption(self, table: Any) -> str:
         raise NotImplementedError
 
+    def column_group(self, split_title: str) -> str:
+        """Which columns a split's runs feed, as a key shared by the splits of one column:
+        a split is its own column by default."""
+        return split_title
+
 
 def get_task(name: str) -> Task:
     """The registered task ``name``, as an object."""

@@ -112,6 +112,10 @@ class ReID(Task):
                                 "order": (0, 10 + i), "value": float(first[metric])})
         return pd.DataFrame(out)
 
+    def column_group(self, split_title: str) -> str:
+        """The runs of every source split of a direction feed its columns."""
+        return split_title.split("#")[0]
+
     def caption(self, table: Any) -> str:
         from dgbench.tables import ERRORS
 

@@ -1,0 +1,194 @@
+"""Checking values: types (command-line text converted, YAML values as they are), the
+fields' rules, and the augmenter-argument mapping ``aug.args``."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import types
+import typing
+from typing import Any, Literal, Union
+
+from dgbench.config.schema import FIELDS, Config, to_dict
+from dgbench.errors import ConfigError
+
+
+class CliText(str):
+    """A value typed on the command line: converted to the parameter's type, not refused."""
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin is list:
+        item = typing.get_args(tp)[0]
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return f"a list of {plural.get(item, type_name(item))}"
+    if origin is dict:
+        return "a mapping"
+    return {type(None): "null", bool: "true/false", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
+    """Check ``value`` against ``tp``; convert text from the command line when ``from_text``."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _coerce_union(key, value, typing.get_args(tp), from_text, tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        got = coerce(key, value, type(choices[0]), from_text)
+        if got not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return got
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if from_text and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise _type_error(key, value, tp)
+        return [coerce(f"{key}[{i}]", v, item, from_text) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _type_error(key, value, tp)
+        return dict(value)
+    if tp is Any:
+        return value
+    return _coerce_scalar(key, value, tp, from_text)
+
+
+def _coerce_union(key: str, value: Any, args: tuple, from_text: bool, tp: Any) -> Any:
+    if value is None or (from_text and str(value).lower() in ("null", "none")):
+        if type(None) in args:
+            return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return coerce(key, value, arg, from_text)
+        except ConfigError as exc:
+            errors.append(exc)
+    raise errors[0] if len(errors) == 1 else _type_error(key, value, tp)
+
+
+def _coerce_scalar(key: str, value: Any, tp: Any, from_text: bool) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in _TRUE | _FALSE:
+            return str(value).lower() in _TRUE
+    elif tp in (int, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and (tp is float or isinstance(value, int)):
+            return tp(value)
+        if from_text:
+            try:
+                return tp(str(value))
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str) or from_text:
+            return str(value)
+    else:
+        raise TypeError(f"config field {key} has an unsupported type {tp}")  # a dgbench bug
+    raise _type_error(key, value, tp)
+
+
+def _type_error(key: str, value: Any, tp: Any) -> ConfigError:
+    hint = ""
+    if isinstance(value, str) and tp in (float, Union[float, None]):
+        try:
+            float(value)
+            hint = (" (YAML reads a number like 5e-5 without a decimal point as a string; "
+                    "write 5.0e-5)")
+        except ValueError:
+            pass
+    return ConfigError(f"{key} must be {type_name(tp)}, got {type(value).__name__} {value!r}{hint}")
+
+
+_BOUNDS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
+           "lt": (lambda v, b: v < b, "<"), "le": (lambda v, b: v <= b, "<=")}
+
+
+def check_rules(key: str, value: Any, rules: dict[str, Any]) -> None:
+    """The field's own rules on an already typed value: ranges (each item of a list),
+    finiteness, non-empty lists, a text pattern."""
+    if value is None:
+        return
+    if rules.get("nonempty") and isinstance(value, list) and not value:
+        raise ConfigError(f"{key} must list at least one value")
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key} must be a finite number; got {v}")
+        for name, (ok, sign) in _BOUNDS.items():
+            if name in rules and isinstance(v, (int, float)) and not ok(v, rules[name]):
+                raise ConfigError(f"{key} must be {sign} {rules[name]}; got {v}")
+        if "pattern" in rules and isinstance(v, str) and not re.fullmatch(rules["pattern"], v):
+            raise ConfigError(f"{key} must be {rules.get('shape', rules['pattern'])}; got {v!r}")
+
+
+def unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(FIELDS), n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}.{hint} Run 'dgbench run --help' for the keys")
+
+
+def merge_aug_args(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``aug.args`` with ``new`` laid over ``base``: shared arguments replace, per-augmenter
+    sections (``{mixstyle: {alpha: 0.3}}``) merge key by key."""
+    out = dict(base)
+    for k, v in new.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = {**out[k], **v} if both else v
+    return out
+
+
+def set_value(flat: dict[str, Any], key: str, value: Any, from_text: bool) -> None:
+    """Type-check and store one dotted key; ``aug.args.NAME[.SUB]`` sets one augmenter
+    argument (checked against the augmenter's signature when the runs are planned)."""
+    if key.startswith("aug.args."):
+        if from_text and isinstance(value, str):
+            value = CliText(value)  # converted once the augmenter's signature is known
+        head, _, tail = key[len("aug.args."):].partition(".")
+        flat["aug.args"] = merge_aug_args(flat.get("aug.args", {}),
+                                          {head: {tail: value}} if tail else {head: value})
+        return
+    if key not in FIELDS:
+        raise unknown_key(key)
+    typed = coerce(key, value, FIELDS[key].type, from_text)
+    check_rules(key, typed, FIELDS[key].rules)
+    flat[key] = typed
+
+
+def validate(cfg: Config) -> None:
+    """Check every value of a :class:`Config` built in Python (set_value checks as it sets)."""
+    tree = to_dict(cfg)
+    for key, leaf in FIELDS.items():
+        node: Any = tree
+        for part in key.split("."):
+            node = node[part]
+        check_rules(key, coerce(key, node, leaf.type, from_text=False), leaf.rules)
+
+
+def parse_aug_args(text: str) -> dict[str, Any]:
+    """``alpha=0.3,mix=crossdomain,mixstyle.p=1`` -> aug.args (values as CliText)."""
+    args: dict[str, Any] = {}
+    # split on commas that start a new key=value pair, so values may hold commas
+    for item in re.split(r",(?=\s*[A-Za-z_][\w.]*\s*=)", text):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ConfigError(f"--aug-args expects key=value pairs, got {item!r}")
+        key, value = (s.strip() for s in item.split("=", 1))
+        head, _, tail = key.partition(".")
+        args = merge_aug_args(args, {head: {tail: CliText(value)}} if tail else {key: CliText(value)})
+    return args
+

@@ -1,0 +1,155 @@
+"""The configuration's schema: dataclasses whose fields carry their defaults, help and rules.
+
+Every rule lives beside its field: the type annotation (``Literal[...]`` for enumerations) and
+the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``nonempty``,
+``pattern`` (with ``shape`` for the message), ``identity=False`` for keys that say where
+things are rather than what is computed (not hashed into a run's id), and ``per_run=True`` for
+keys that differ between the runs of one comparison row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+def _f(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+       help: str = "", **rules: Any) -> Any:
+    """A dataclass field with its help text and rules in the metadata."""
+    return field(default=default, default_factory=factory, metadata={"help": help, **rules})
+
+
+Stem = Literal["imagenet", "nopool", "small"]
+
+
+@dataclass
+class DataConfig:
+    name: str = _f("digits", help="registered dataset")
+    root: str | None = _f(None, identity=False, help="where the dataset's files are")
+    image_size: int = _f(224, ge=8, help="input size (reid: the height; the width is half)")
+    batch_size: int = _f(64, ge=1, help="total batch; with mix=crossdomain half per domain")
+    num_workers: int = _f(0, ge=0, help="data-loader worker processes")
+    subsample: int | None = _f(None, ge=1, help="at most N images per (domain, split): smoke tests")
+    cache: bool = _f(True, help="decoded-image cache + batched augmentation, where supported")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = _f("resnet18", help="registered backbone, or timm:<name>")
+    stem: Stem = _f(
+        "imagenet", help="imagenet: 7x7/2 conv + pool; nopool: no pool; small: 3x3/1 conv")
+    width: int = _f(64, ge=1, help="base channel width of a torchvision ResNet (64: standard)")
+    pretrained: bool = _f(False, help="torchvision / timm ImageNet weights (downloads)")
+    weights: str | None = _f(None, help="local checkpoint; its classifier is replaced")
+    feature_dim: int = _f(512, ge=1, help="reid: width of the fc + BN + ReLU neck")
+    last_stride: Literal[1, 2] = _f(1, help="reid: stride of layer4")
+
+
+@dataclass
+class AugConfig:
+    names: list[str] = _f(factory=lambda: ["none"], nonempty=True,
+                          help="augmenters, one run each")
+    insert: list[str] | None = _f(None, help="[after:|before:]NAME or a glob per dotted "
+                                  "segment (layer*.*.conv1); null: the backbone's default")
+    shared: bool = _f(False, help="one instance at every point (as the official code)")
+    args: dict[str, Any] = _f(factory=dict, help="arguments for every augmenter that takes "
+                              "them ({alpha: 0.3}) or per augmenter ({mixstyle: {alpha: 0.3}})")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(50, ge=1)
+    lr: float = _f(1e-3, gt=0.0)
+    momentum: float = _f(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = _f(5e-4, ge=0.0)
+    nesterov: bool = _f(False)
+    schedule: Literal["cosine", "step", "constant"] = _f(
+        "cosine", help="the LR of every epoch, set from training progress")
+    step_epochs: list[int] = _f(factory=lambda: [20], ge=1,
+                                help="step: lr x step_gamma at each of these epochs")
+    step_gamma: float = _f(0.1, gt=0.0)
+    label_smoothing: float = _f(0.0, ge=0.0, lt=1.0, help="of the cross-entropy loss")
+    backbone_lr_mult: float = _f(1.0, ge=0.0, help="LR multiplier of the trunk vs new layers")
+    sampler: Literal["auto", "random", "domain"] = _f(
+        "auto", help="auto: domain when mix=crossdomain")
+    amp: bool = _f(True, help="CUDA only: autocast")
+    amp_dtype: Literal["bfloat16", "float16"] = _f("bfloat16", help="float16 adds a scaler")
+    channels_last: bool = _f(True, help="CUDA only")
+
+
+@dataclass
+class ProtocolConfig:
+    name: str = _f("lodo", help="registered protocol")
+    targets: list[str] | None = _f(None, per_run=True,
+                                   help="only these splits (LODO: held-out domains); null: all")
+    target: str | None = _f(None, help="reid: the dataset tested on (data.name trains)")
+    splits: list[int] | None = _f(None, ge=0, help="reid: splits of a multi-split dataset")
+
+
+@dataclass
+class Config:
+    experiment: str | None = _f(None, identity=False, pattern=r"[A-Za-z0-9_.\-]+",
+                                shape="a folder name: letters, digits, '.', '_', '-'",
+                                help="results folder; null: <dataset>-<protocol>")
+    seeds: list[int] = _f(factory=lambda: [1], nonempty=True, ge=0, per_run=True)
+    device: str = _f("auto", pattern=r"auto|cpu|cuda(:\d+)?",
+                     shape="auto, cpu, cuda or cuda:N")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+
+
+# -- the field table ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Leaf:
+    key: str  # dotted
+    type: Any
+    default: Any
+    rules: dict[str, Any]
+
+
+def _leaves(cls: type = Config, prefix: str = "") -> dict[str, Leaf]:
+    out: dict[str, Leaf] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(_leaves(tp, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out[f"{prefix}{f.name}"] = Leaf(f"{prefix}{f.name}", tp, default, dict(f.metadata))
+    return out
+
+
+FIELDS = _leaves()
+LEAVES = {k: leaf.type for k, leaf in FIELDS.items()}
+#: keys that say where things are, not what is computed: not part of a run's identity
+NOT_IDENTITY = tuple(k for k, leaf in FIELDS.items() if leaf.rules.get("identity") is False)
+#: keys that differ between the runs of one comparison row (what a table cell aggregates over)
+PER_RUN = tuple(k for k, leaf in FIELDS.items() if leaf.rules.get("per_run"))
+
+
+
+def assign(cfg: Config, key: str, value: Any) -> None:
+    """Set the dotted ``key`` of ``cfg`` (an already checked value)."""
+    *parents, leaf = key.split(".")
+    obj: Any = cfg
+    for part in parents:
+        obj = getattr(obj, part)
+    setattr(obj, leaf, value)
+
+
+def build(flat: dict[str, Any]) -> Config:
+    """A :class:`Config` from checked dotted keys over the defaults."""
+    cfg = Config()
+    for key, value in flat.items():
+        assign(cfg, key, value)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
