@@ -62,6 +62,8 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         run = _run_columns(record, task, variant)
         rows += [{**run, **row} for row in get_task(task).result_rows(record)]
     out = pd.DataFrame(rows)
+    if len(out):
+        out["last"] = out["epoch"] == out.groupby("run_id")["epoch"].transform("max")
     out.attrs["unfinished"] = []
     return out
 

@@ -36,7 +36,7 @@ def select_epochs(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     if frame.empty:
         return frame
     if rule == "last":
-        return frame[frame["epoch"] == frame.groupby("run_id")["epoch"].transform("max")]
+        return frame[frame["last"]]
     judged = frame[~frame["per_epoch"].astype(bool)]
     if len(judged):
         r = judged.iloc[0]

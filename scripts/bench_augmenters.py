@@ -1,5 +1,6 @@
 """Forward + backward time of every registered augmenter on ResNet feature shapes, with EFDMix
-and MixStyle side by side with the reference formulations of PROTOCOLS.md section 1.
+and MixStyle side by side with the reference formulations (the official code, as
+docs/protocols.md describes it).
 
     python scripts/bench_augmenters.py [--batch 32] [--repeats 15] [--device cpu|cuda]
 

@@ -272,3 +272,53 @@ def test_weights_flag_end_to_end_with_an_imagenet_stem_checkpoint(results, tmp_p
         assert main(toy(results, "--aug", "none", "--targets", "red", "--weights", str(ckpt))) == 0
     (rec,) = records_under(results)
     assert rec["config"]["model"]["weights"] == str(ckpt)
+
+
+def test_dry_run_state_agrees_with_records(results, capsys):
+    assert main(toy(results, "--aug", "none", "--targets", "red")) == 0
+    (run_dir,) = [p for p in (results / "toy-lodo").iterdir() if p.is_dir()]
+    capsys.readouterr()
+    assert main(toy(results, "--aug", "none", "--targets", "red", "--dry-run")) == 0
+    assert capsys.readouterr().out.rstrip().endswith("done")
+    (run_dir / "record.json").unlink()  # a done marker without its record is not finished
+    assert main(toy(results, "--aug", "none", "--targets", "red", "--dry-run")) == 0
+    assert capsys.readouterr().out.rstrip().endswith("unfinished")
+
+
+def test_history_grows_epoch_by_epoch_in_the_run_folder(results):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "train.epochs=3")) == 0
+    (history,) = list(results.rglob("history.jsonl"))
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    (record,) = records_under(results)
+    assert lines == record["history"] and [h["epoch"] for h in lines] == [1, 2, 3]
+    assert record["schema"] == 2 and record["task"] == "classification"
+
+
+def test_a_diverging_run_stops_with_its_likely_causes_and_no_record(results, capsys):
+    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "train.lr=1e30")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dgbench: error: efdmix seed=1 red: the training loss became")
+    assert "in epoch 1" in err and "train.lr=1e+30" in err and "augmenter setting" in err
+    assert "data" in err and err.count("\n") == 1
+    assert not list(results.rglob("record.json"))
+
+
+def test_outcome_without_a_speed():
+    from types import SimpleNamespace
+
+    from dgbench.experiment import outcome
+    from dgbench.tasks import get_task
+
+    record = {"final": {"val_acc": 0.5, "test": {"red": {"acc": 0.25}}},
+              "timing": {"wall_s": 3.0, "images_per_s": None}}
+    line = outcome(SimpleNamespace(task=get_task("classification")), record)
+    assert line == "source-val 50.0  test red 25.0  (3 s)"
+
+
+def test_print_model_shows_augmenter_arguments():
+    from dgbench.models import build_backbone, insert_augmenters
+    from dgbench.registry import AUGMENTERS
+
+    model = build_backbone("resnet18", 3, "small", 8)
+    insert_augmenters(model, ["layer1"], lambda: AUGMENTERS.get("efdmix")(alpha=0.3), "efdmix")
+    assert "(efdmix): EFDMix(p=0.5, alpha=0.3, mix='random', stable=False)" in str(model)

@@ -97,3 +97,49 @@ def test_augmenter_arguments_are_checked_against_the_signature():
 def test_config_round_trips_through_a_record():
     cfg = resolve({"train.lr": 0.5, "aug.names": ["efdmix"]})
     assert C.from_dict(C.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.schedule", "cosin", "train.schedule must be one of cosine, step, constant"),
+    ("train.sampler", "domains", "train.sampler must be one of auto, random, domain"),
+    ("model.stem", "tiny", "model.stem must be one of imagenet, nopool, small"),
+    ("model.last_stride", "3", "model.last_stride must be one of 1, 2"),
+    ("train.lr", "0", "train.lr must be > 0.0"),
+    ("train.lr", "nan", "train.lr must be a finite number"),
+    ("train.momentum", "1", "train.momentum must be < 1.0"),
+    ("train.step_epochs", "20,0", "train.step_epochs must be >= 1"),
+    ("seeds", "", "seeds must list at least one value"),
+    ("seeds", "1,-2", "seeds must be >= 0"),
+    ("experiment", "a/b", "experiment must be a folder name"),
+    ("device", "tpu", "device must be auto, cpu, cuda or cuda:N"),
+    ("data.subsample", "0", "data.subsample must be >= 1"),
+])
+def test_each_field_checks_its_own_rules(key, value, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        C.set_value({}, key, value, from_text=True)
+
+
+def test_rules_apply_to_yaml_and_to_configs_built_in_python(tmp_path):
+    with pytest.raises(ConfigError, match="train.schedule must be one of"):
+        C.read_yaml(write(tmp_path, "train:\n  schedule: linear\n"))
+    C.validate(C.Config())  # the defaults obey their own rules
+    cfg = C.Config()
+    cfg.train.epochs = 0
+    with pytest.raises(ConfigError, match="train.epochs must be >= 1"):
+        C.validate(cfg)
+
+
+def test_identity_and_per_run_keys_are_declared_once():
+    assert set(C.NOT_IDENTITY) == {"experiment", "data.root"}
+    assert set(C.PER_RUN) == {"seeds", "protocol.targets"}
+
+
+def test_flags_come_from_one_table_and_clash_clearly():
+    user = C.user_settings({"aug": "efdmix", "epochs": "3", "no_cache": True, "pretrained": False},
+                           aug_args="alpha=0.3,efdmix.p=1", overrides=["aug.args.efdmix.mix=random"])
+    assert user["aug.names"] == ["efdmix"] and user["train.epochs"] == 3
+    assert user["data.cache"] is False and "model.pretrained" not in user
+    assert user["aug.args"] == {"alpha": "0.3", "efdmix": {"p": "1", "mix": "random"}}
+    with pytest.raises(ConfigError, match="--dataset and --source both set data.name"):
+        C.user_settings({"dataset": "pacs", "source": "grid"})
+    assert {f.key for f in C.FLAGS} <= set(C.FIELDS)

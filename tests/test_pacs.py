@@ -120,7 +120,7 @@ def test_missing_split_file(tmp_path):
 def test_real_pacs_lodo_split_sizes_match_the_protocol():
     ds = PACS(str(REAL), 224)
     assert ds.layout.name == "images+splits" and ds.excluded == list(EXCLUDED)
-    expected = {  # PROTOCOLS.md section 2: train / val / test per target
+    expected = {  # docs/protocols.md, PACS: train / val / test per target
         "art_painting": (7136, 806, 2048), "cartoon": (6869, 777, 2344),
         "photo": (7477, 843, 1670), "sketch": (5446, 616, 3928),
     }
