@@ -156,7 +156,8 @@ def _add_run(sub: Any) -> None:
                      help="augmenter arguments, e.g. alpha=0.3,mix=crossdomain or mixstyle.p=1")
     for flag in C.FLAGS:  # each sets one config key
         if flag.const is not None:
-            run.add_argument(flag.name, action="store_true", help=f"{flag.help} ({flag.key})")
+            value = str(flag.const).lower()
+            run.add_argument(flag.name, action="store_true", help=f"{flag.help} ({flag.key}={value})")
         else:
             run.add_argument(flag.name, metavar=flag.metavar, help=f"{flag.help} ({flag.key})")
     run.add_argument("--out", default="results", metavar="DIR", help="results root (default results)")

@@ -92,3 +92,15 @@ def test_every_protocol_and_dataset_names_a_registered_task():
         assert PROTOCOLS.get(name).task in TASKS, name
     for name in DATASETS.names():
         assert DATASETS.get(name).task in TASKS, name
+
+
+def test_nothing_cites_a_file_outside_the_repository():
+    """Docstrings, rendered tables, presets and docs cite papers and the repo's own docs."""
+    import subprocess
+
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    citing = [f for f in files if f.endswith((".py", ".md", ".yaml"))
+              and f != "tests/test_house.py"
+              and ("PROTOCOLS.md" in (REPO / f).read_text() or "shared/reference" in (REPO / f).read_text())]
+    assert citing == []

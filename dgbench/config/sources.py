@@ -109,8 +109,8 @@ FLAGS = (
     Flag("--batch-size", "data.batch_size", "total batch size", "N"),
     Flag("--device", "device", "auto (default), cpu, cuda, cuda:N", "DEV"),
     Flag("--experiment", "experiment", "results folder name", "NAME"),
-    Flag("--no-cache", "data.cache", "decode images with PIL per item (data.cache=false) "
-         "instead of the decoded-image cache with batched augmentation", const=False),
+    Flag("--no-cache", "data.cache", "decode images with PIL per item instead of the "
+         "decoded-image cache with batched augmentation", const=False),
 )
 
 
