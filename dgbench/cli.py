@@ -238,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     tab = sub.add_parser("table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
     tab.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
-    tab.add_argument("--select", default="last", choices=["last", "val", "oracle"],
+    tab.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
                      help="epoch per run: last (published rule, default), val (best "
-                     "source-validation accuracy), oracle (best test accuracy: optimistic)")
+                     "source-validation accuracy), loo (leave-one-domain-out validation: needs "
+                     "runs made with protocol.loo_validation=true), test-best (best test "
+                     "accuracy: optimistic)")
     tab.add_argument("--error", default="std", choices=["std", "se"],
                      help="error bar: population std (default, as the papers) or standard error")
     tab.add_argument("--per-target", action="store_true",
@@ -255,7 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, extra = parser.parse_known_args(argv)
+    if ns.command == "run":  # KEY=VALUE overrides anywhere on the command line, not only at the end
+        ns.overrides += [x for x in extra if not x.startswith("-")]
+        extra = [x for x in extra if x.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return ns.func(ns)
     except DGBenchError as exc:

@@ -122,7 +122,8 @@ def _datasets(cfg: C.Config, protocol: Protocol) -> tuple[DomainDataset, DomainD
         if cfg.protocol.target or cfg.protocol.splits is not None:
             raise ConfigError(f"protocol.target / protocol.splits are for cross-dataset "
                               f"protocols (--protocol reid), not {cfg.protocol.name}")
-        return dataset, None, protocol.select(dataset, cfg.protocol.targets)
+        return dataset, None, protocol.select(dataset, cfg.protocol.targets,
+                                              loo_validation=cfg.protocol.loo_validation)
     if not cfg.protocol.target:
         raise ConfigError(f"protocol {cfg.protocol.name} needs protocol.target (--target "
                           "NAME): the dataset to test on")
@@ -131,7 +132,8 @@ def _datasets(cfg: C.Config, protocol: Protocol) -> tuple[DomainDataset, DomainD
     target = DATASETS.get(cfg.protocol.target)(cfg.data.root, cfg.data.image_size)
     splits = protocol.select(dataset, cfg.protocol.targets, target=target,
                              indices=cfg.protocol.splits, source_name=cfg.data.name,
-                             target_name=cfg.protocol.target)
+                             target_name=cfg.protocol.target,
+                             loo_validation=cfg.protocol.loo_validation)
     return dataset, target, splits
 
 

@@ -30,6 +30,10 @@ class Split:
     index: int = 0  # position among the protocol's splits: the table's column order
     #: config keys this split fixes in its run's config, beyond protocol.targets
     fixes: dict[str, Any] = field(default_factory=dict)
+    #: "test": a table column; "validation": a run that validates the split ``of`` (its test
+    #: domain is a source of ``of``, held out: leave-one-domain-out validation)
+    role: str = "test"
+    of: str | None = None
 
 
 class Protocol:
@@ -44,39 +48,49 @@ class Protocol:
         raise NotImplementedError
 
     def select(self, dataset: DomainDataset, names: list[str] | None, **kwargs: Any) -> list[Split]:
-        """The splits named in ``protocol.targets`` (all of them when None), in order."""
+        """The splits named in ``protocol.targets`` (all of them when None), in order, each
+        with the validation splits that belong to it."""
         splits = [replace(s, index=i) for i, s in enumerate(self.splits(dataset, **kwargs))]
         if names is None:
             return splits
         by_name = {s.name: s for s in splits}
         unknown = [n for n in names if n not in by_name]
         if unknown:
-            raise ConfigError(
-                f"protocol.targets: {', '.join(unknown)} not in this protocol's splits "
-                f"({', '.join(by_name)})"
-            )
-        return [by_name[n] for n in dict.fromkeys(names)]
+            tests = [s.name for s in splits if s.role == "test"]
+            raise ConfigError(f"protocol.targets: {', '.join(unknown)} not in this protocol's "
+                              f"splits ({', '.join(tests)})")
+        wanted = set(names)
+        return [s for s in splits if s.name in wanted or s.of in wanted]
+
+
+def _held_out(name: str, sources: tuple[str, ...], test: str, **extra: Any) -> Split:
+    """Train on ``sources`` (their val parts validate), test on the whole domain ``test``."""
+    return Split(name=name, sources=sources, train=tuple((d, "train") for d in sources),
+                 val=tuple((d, "val") for d in sources), test={test: (test, "all")}, **extra)
 
 
 @PROTOCOLS.register("lodo")
 class LeaveOneDomainOut(Protocol):
-    """Leave-one-domain-out: train on the other domains, test on the whole held-out domain."""
+    """Leave-one-domain-out: train on the other domains, test on the whole held-out domain.
 
-    def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
+    With ``loo_validation``, each target also gets one validation run per source domain,
+    trained without that source (and the target) and tested on it, for DomainBed's
+    leave-one-domain-out validation (``dgbench table --select loo``).
+    """
+
+    def splits(self, dataset: DomainDataset, loo_validation: bool = False,
+               **kwargs: Any) -> list[Split]:
         if len(dataset.domains) < 2:
             raise ConfigError("lodo needs a dataset with at least two domains")
-        out = []
-        for target in dataset.domains:
-            sources = tuple(d for d in dataset.domains if d != target)
-            out.append(
-                Split(
-                    name=target,
-                    sources=sources,
-                    train=tuple((d, "train") for d in sources),
-                    val=tuple((d, "val") for d in sources),
-                    test={target: (target, "all")},
-                )
-            )
+        if loo_validation and len(dataset.domains) < 3:
+            raise ConfigError("protocol.loo_validation needs a dataset with at least three "
+                              "domains (a target, a held-out source and one to train on)")
+        others = {t: tuple(d for d in dataset.domains if d != t) for t in dataset.domains}
+        out = [_held_out(t, others[t], t) for t in dataset.domains]
+        if loo_validation:
+            out += [_held_out(f"{t}:val={v}", tuple(d for d in others[t] if d != v), v,
+                              role="validation", of=t)
+                    for t in dataset.domains for v in others[t]]
         return out
 
 
@@ -84,9 +98,12 @@ class LeaveOneDomainOut(Protocol):
 class SingleSource(Protocol):
     """Single-source: train on one domain, test on each other domain, whole, and on their union."""
 
-    def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
+    def splits(self, dataset: DomainDataset, loo_validation: bool = False,
+               **kwargs: Any) -> list[Split]:
         if len(dataset.domains) < 2:
             raise ConfigError("single needs a dataset with at least two domains")
+        if loo_validation:
+            raise ConfigError("protocol.loo_validation applies to --protocol lodo only")
         return [
             Split(
                 name=source,
@@ -112,7 +129,10 @@ class CrossDatasetReID(Protocol):
     needs_target = True
 
     def splits(self, dataset: DomainDataset, target: Any = None,
-               indices: list[int] | None = None, **kwargs: Any) -> list[Split]:
+               indices: list[int] | None = None, loo_validation: bool = False,
+               **kwargs: Any) -> list[Split]:
+        if loo_validation:
+            raise ConfigError("protocol.loo_validation applies to --protocol lodo only")
         if dataset.task != self.task or target.task != self.task:
             raise ConfigError("protocol reid needs re-identification datasets as data.name and "
                               "protocol.target, e.g. --source market1501 --target grid")

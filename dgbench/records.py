@@ -83,7 +83,8 @@ class Record(TypedDict):
     experiment: str
     aug: str
     seed: int
-    split: dict[str, Any]  # name, index, sources, train / val (domain, split) parts, test
+    split: dict[str, Any]  # name, index, sources, train / val (domain, split) parts, test,
+    # role ("test", or "validation" of the split "of")
     sizes: dict[str, Any]  # images: train, val, test (per test set; reid: query / gallery)
     config: dict[str, Any]  # the resolved single-run config, dgbench.config.to_dict
     dataset: dict[str, Any]  # name, classes, titles, and the dataset's describe() facts
@@ -109,7 +110,8 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
         aug=run.aug, seed=run.seed,
         split={"name": split.name, "index": split.index, "sources": list(split.sources),
                "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
-               "test": {k: list(v) for k, v in split.test.items()}},
+               "test": {k: list(v) for k, v in split.test.items()},
+               "role": split.role, "of": split.of},
         sizes=sizes, config=C.to_dict(cfg),
         dataset={"name": cfg.data.name, "classes": list(dataset.classes),
                  "titles": dict(dataset.titles), **dataset.describe()},
@@ -140,13 +142,17 @@ class HistoryLog:
 
 
 def canonical(cfg: C.Config) -> dict[str, Any]:
+    """The config a run's id hashes: without the keys that are not part of its identity, and
+    without keys added since the first record schema while they hold their default (so a
+    new key leaves the ids of older runs, and of runs that do not use it, unchanged)."""
     tree = C.to_dict(cfg)
-    for key in C.NOT_IDENTITY:
-        *parents, leaf = key.split(".")
+    for key, leaf in C.FIELDS.items():
+        *parents, name = key.split(".")
         node = tree
         for p in parents:
             node = node[p]
-        node.pop(leaf, None)
+        if key in C.NOT_IDENTITY or (leaf.rules.get("since") and node[name] == leaf.default):
+            node.pop(name, None)
     return tree
 
 

@@ -81,7 +81,7 @@ class ReIDDataset(DomainDataset):
         "data.image_size": 256, "data.batch_size": 32,
         "model.backbone": "resnet50", "model.pretrained": True,
         "train.epochs": 60, "train.lr": 0.05, "train.weight_decay": 1e-5,
-        "train.schedule": "step", "train.step_epochs": [20], "train.label_smoothing": 0.1,
+        "train.schedule": "step", "train.step_epochs": [20, 40], "train.label_smoothing": 0.1,
         "train.backbone_lr_mult": 0.2,
     }
 

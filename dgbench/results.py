@@ -16,7 +16,8 @@ augmenter      ``aug`` (name), ``aug_args`` (``"alpha=0.1, mix=random, p=0.5"``)
                tell it apart from the other runs of the frame)
 split          ``seed``, ``split`` (the protocol's split: the held-out domain under LODO,
                the source under single-source, the direction for reid), ``split_index``,
-               ``split_title`` (the table's column title)
+               ``split_title`` (the table's column title), ``role`` (``test``, or
+               ``validation``: a leave-one-domain-out validation run of the split ``of``)
 epoch          ``epoch`` (1-based), ``epochs``, ``last``, ``per_epoch`` (the run was
                evaluated every epoch), ``lr``, ``loss``, ``train_acc``, ``val_acc``
                (source validation; classification), ``score`` (the run's pooled score at
@@ -81,6 +82,7 @@ def _run_columns(record: dict[str, Any], task: str, variant: str) -> dict[str, A
         "insert": _text(cfg["aug"]["insert"]), "variant": variant, "seed": record["seed"],
         "split": split["name"], "split_index": split.get("index", 0),
         "split_title": titles.get(split["name"], split["name"]),
+        "role": split.get("role", "test"), "of": split.get("of"),
         "epochs": cfg["train"]["epochs"], "config": cfg,
     }
 

@@ -23,30 +23,55 @@ ERRORS = {
     "std": "population std (ddof=0)",
     "se": "standard error (population std / sqrt(n), as DomainBed)",
 }
-RULES = ("last", "val", "oracle")
+RULES = ("last", "val", "loo", "test-best")
 
 
 def select_epochs(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """The rows of the epoch ``rule`` picks in each run: ``last`` (the final model), ``val``
-    (best source-validation accuracy) or ``oracle`` (best test score); the latest of equal
-    epochs. Never falls back to another rule: a run evaluated only at its end cannot be
-    judged by ``val`` or ``oracle``, and says so."""
+    """The test runs' rows at the epoch ``rule`` picks in each run: ``last`` (the final
+    model), ``val`` (best source-validation accuracy), ``loo`` (best mean accuracy of the
+    run's leave-one-domain-out validation runs on their held-out sources, DomainBed's
+    leave-one-domain-out cross-validation) or ``test-best`` (best test score: optimistic);
+    the latest of equal epochs. Never falls back to another rule: a run evaluated only at its
+    end cannot be judged per epoch, and says so."""
     if rule not in RULES:
         raise DataError(f"selection must be one of {', '.join(RULES)}; got {rule!r}")
     if frame.empty:
         return frame
+    tests = frame[frame["role"] == "test"]
     if rule == "last":
-        return frame[frame["last"]]
+        return tests[tests["last"]]
     judged = frame[~frame["per_epoch"].astype(bool)]
     if len(judged):
         r = judged.iloc[0]
         raise DataError(f"run {r['run_id']} ({r['aug']} seed {r['seed']}) has no per-epoch "
                         f"test accuracy, so --select {rule} cannot judge it; rerun it with --force")
-    key = "val_acc" if rule == "val" else "score"
-    epochs = frame.drop_duplicates(["run_id", "epoch"])
-    best = epochs.sort_values(["run_id", key, "epoch"], ascending=[True, False, False])
-    picked = set(best.drop_duplicates("run_id")[["run_id", "epoch"]].itertuples(index=False))
-    return frame[[(r, e) in picked for r, e in zip(frame["run_id"], frame["epoch"])]]
+    if rule == "loo":
+        picked = _loo_epochs(frame, tests)
+    else:
+        key = "val_acc" if rule == "val" else "score"
+        epochs = tests.drop_duplicates(["run_id", "epoch"])
+        best = epochs.sort_values(["run_id", key, "epoch"], ascending=[True, False, False])
+        picked = set(best.drop_duplicates("run_id")[["run_id", "epoch"]].itertuples(index=False))
+    return tests[[(r, e) in picked for r, e in zip(tests["run_id"], tests["epoch"])]]
+
+
+def _loo_epochs(frame: pd.DataFrame, tests: pd.DataFrame) -> set[tuple[str, int]]:
+    """(run, epoch) of each test run at the epoch where its validation runs (same variant and
+    seed, one per held-out source) score best on average."""
+    vals = frame[frame["role"] == "validation"].drop_duplicates(["run_id", "epoch"])
+    held_out = vals.groupby("of")["split"].nunique().to_dict()  # validation runs per target
+    mean = vals.groupby(["variant", "seed", "of", "epoch"])["score"].agg(["mean", "count"])
+    picked = set()
+    for run in tests.drop_duplicates("run_id").itertuples(index=False):
+        key = (run.variant, run.seed, run.split)
+        rows = mean.loc[key] if key in mean.index.droplevel("epoch") else None
+        if rows is None or (rows["count"] < held_out.get(run.split, 0)).any():
+            raise DataError(
+                f"--select loo needs the leave-one-domain-out validation runs of {run.variant} "
+                f"seed {run.seed} {run.split}, finished: run the same command with "
+                "protocol.loo_validation=true")
+        picked.add((run.run_id, max(rows.index, key=lambda e: (rows.loc[e, "mean"], e))))
+    return picked
 
 
 @dataclass
@@ -104,6 +129,7 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
         raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
                         f"{select} does not apply (use last)")
     chosen = task.cells(select_epochs(df, select), per_target) if len(df) else df
+    df = df[df["role"] == "test"] if len(df) else df  # validation runs fill no column
     unfinished = df.attrs.get("unfinished", [])
     started = [u["config"] for u in unfinished if "config" in u]
     seeds = sorted({int(s) for s in (chosen["seed"] if len(chosen) else [])}

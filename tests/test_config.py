@@ -130,7 +130,7 @@ def test_rules_apply_to_yaml_and_to_configs_built_in_python(tmp_path):
 
 
 def test_identity_and_per_run_keys_are_declared_once():
-    assert set(C.NOT_IDENTITY) == {"experiment", "data.root"}
+    assert set(C.NOT_IDENTITY) == {"experiment", "data.root", "protocol.loo_validation"}
     assert set(C.PER_RUN) == {"seeds", "protocol.targets"}
 
 

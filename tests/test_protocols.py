@@ -97,10 +97,10 @@ def test_selection_rules_on_hand_made_records():
     rec = record(1, HISTORY)
     assert chosen(rec, "last")["score"] == 0.62
     assert chosen(rec, "val")["epoch"] == 3  # best val; the later of a tie
-    assert chosen(rec, "oracle")["epoch"] == 1
-    table = build_table([rec], select="oracle")
+    assert chosen(rec, "test-best")["epoch"] == 1
+    table = build_table([rec], select="test-best")
     assert table.stats("efdmix", "Photo")[0] == pytest.approx(70.0)
-    assert "TEST-DOMAIN ORACLE" in table.caption()
+    assert "TEST-BEST" in table.caption() and "optimistic" in table.caption()
     assert build_table([rec], select="val").stats("efdmix", "Photo")[0] == pytest.approx(65.0)
 
 
@@ -108,7 +108,7 @@ def test_selection_never_falls_back_silently():
     old = record(1, [{"epoch": 1, "val_acc": 0.5}])  # a record without per-epoch test accuracy
     assert chosen(old, "last")["score"] is not None
     with pytest.raises(DataError, match="no per-epoch test accuracy"):
-        chosen(old, "oracle")
+        chosen(old, "test-best")
     with pytest.raises(DataError, match="no per-epoch test accuracy"):
         build_table([old], select="val")
 
@@ -160,3 +160,33 @@ def test_evaluation_does_not_touch_the_training_rng():
     for _batch in DataLoader(ds, batch_size=4):  # the pitfall it avoids
         pass
     assert not torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_leave_one_domain_out_validation(tmp_path, capsys):
+    """protocol.loo_validation adds, per target, one run per source trained without it and
+    tested on it; --select loo picks each run's epoch by their mean held-out accuracy."""
+    out = tmp_path / "res"
+    args = ["run", "--dataset", "toy", "--targets", "red", "--aug", "efdmix", "--out", str(out),
+            "--no-progress", "train.epochs=3"]
+    assert main([*args, "--dry-run", "protocol.loo_validation=true"]) == 0
+    listed = capsys.readouterr().out
+    assert "4 runs" in listed and "red:val=green" in listed and "red:val=grey" in listed
+    assert main(args) == 0  # the plain run first: it keeps its id when validation is added
+    assert main(["table", str(out / "toy-lodo"), "--select", "loo"]) == 2
+    assert "protocol.loo_validation=true" in capsys.readouterr().err
+    assert main([*args, "protocol.loo_validation=true"]) == 0
+    assert "[1/4] efdmix seed=1 red: finished before" in capsys.readouterr().out
+    records = {r["split"]["name"]: r for r in
+               (json.loads(p.read_text()) for p in (out / "toy-lodo").rglob("record.json"))}
+    vals = [r for r in records.values() if r["split"]["role"] == "validation"]
+    assert len(vals) == 3 and all(r["split"]["of"] == "red" for r in vals)
+    assert {tuple(r["split"]["sources"]) for r in vals} == {("blue", "grey"), ("green", "grey"),
+                                                            ("green", "blue")}
+    mean = [sum(r["history"][e]["score"] for r in vals) / 3 for e in range(3)]
+    best = max(range(3), key=lambda e: (mean[e], e))
+    table = build_table(frame(list(records.values())), select="loo")
+    assert table.columns == ["red"]
+    assert table.stats("efdmix", "red")[0] == pytest.approx(100 * records["red"]["history"][best]["score"])
+    assert "leave-one-domain-out validation" in table.caption()
+    assert main(["run", "--dataset", "toy", "--protocol", "single", "--out", str(out),
+                 "protocol.loo_validation=true"]) == 2

@@ -140,6 +140,27 @@ def test_step_schedule():
         [0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
 
 
+@pytest.mark.parametrize("preset", ["efdm-reid-market2grid", "efdm-reid-grid2market", None])
+def test_reid_recipes_decay_as_torchreids_steplr(preset):
+    """The official configs' `single_step, stepsize: [20]` is torchreid's StepLR(step_size=20):
+    x0.1 at epoch 20 and again at 40; the presets and the ReID defaults give every epoch the
+    rate StepLR itself gives it."""
+    from dgbench import config as C
+    from dgbench.plan import resolve
+    from dgbench.train import epoch_lr
+
+    user = C.read_preset(preset) if preset else {"data.name": "market1501"}
+    t = resolve(user).train
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=t.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=20, gamma=0.1)
+    official = []
+    for _ in range(t.epochs):
+        official.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert t.epochs == 60 and [epoch_lr(t, e) for e in range(60)] == pytest.approx(official)
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     from dgbench.synthreid import generate
@@ -267,3 +288,17 @@ def test_inspect_on_a_reid_dataset_asks_for_images(synth, capsys):
     assert main(["inspect", "--dataset", "market1501", "--data-root", str(synth), "--aug", "adain",
                  "--content", str(image), "--style", str(image), "--image-size", "32"]) == 0
     assert "adain" in capsys.readouterr().out
+
+
+def test_new_linear_layers_start_as_torchreids():
+    from dgbench.config import Config
+    from dgbench.models import build_reid_model
+
+    cfg = Config()
+    cfg.model.backbone, cfg.model.width = "resnet18", 16
+    torch.manual_seed(0)
+    net = build_reid_model(cfg, num_ids=50)
+    for layer in (net.neck.fc, net.classifier):
+        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.1)
+        assert layer.weight.mean().abs().item() < 0.002 and torch.all(layer.bias == 0)
+    assert torch.all(net.neck.bn.weight == 1) and torch.all(net.neck.bn.bias == 0)

@@ -3,8 +3,10 @@
 Every rule lives beside its field: the type annotation (``Literal[...]`` for enumerations) and
 the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``nonempty``,
 ``pattern`` (with ``shape`` for the message), ``identity=False`` for keys that say where
-things are rather than what is computed (not hashed into a run's id), and ``per_run=True`` for
-keys that differ between the runs of one comparison row.
+things are rather than what is computed (not hashed into a run's id), ``per_run=True`` for
+keys that differ between the runs of one comparison row, and ``since`` (a dgbench version)
+for keys added after the first record schema: a run id hashes them only when they differ
+from their default, so adding a key does not rename every existing run.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class ProtocolConfig:
                                    help="only these splits (LODO: held-out domains); null: all")
     target: str | None = _f(None, help="reid: the dataset tested on (data.name trains)")
     splits: list[int] | None = _f(None, ge=0, help="reid: splits of a multi-split dataset")
+    loo_validation: bool = _f(False, identity=False, since="0.2",
+                              help="lodo: also one run per target and held-out source, for "
+                              "--select loo (leave-one-domain-out validation)")
 
 
 @dataclass

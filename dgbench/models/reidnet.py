@@ -12,14 +12,19 @@ from dgbench.errors import ConfigError
 from dgbench.models.backbones import build_backbone
 
 
+def linear_init(layer: nn.Linear) -> None:
+    """torchreid's (and EFDM's) start for every new linear layer: normal(0, 0.01), bias 0."""
+    nn.init.normal_(layer.weight, 0, 0.01)
+    nn.init.zeros_(layer.bias)
+
+
 class Neck(nn.Module):
     """fc + BatchNorm1d + ReLU: the retrieval embedding (not a stage augmenters attach to)."""
 
     def __init__(self, channels: int, dim: int) -> None:
         super().__init__()
         self.fc, self.bn, self.relu = nn.Linear(channels, dim), nn.BatchNorm1d(dim), nn.ReLU(inplace=True)
-        nn.init.kaiming_normal_(self.fc.weight, mode="fan_out", nonlinearity="relu")  # torchreid's
-        nn.init.zeros_(self.fc.bias)
+        linear_init(self.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn(self.fc(x)))
@@ -45,8 +50,7 @@ class ReIDNet(nn.Module):
         channels = trunk.fc.in_features
         self.neck = Neck(channels, feature_dim)
         self.classifier = nn.Linear(feature_dim, num_ids)
-        nn.init.normal_(self.classifier.weight, 0, 0.01)
-        nn.init.zeros_(self.classifier.bias)
+        linear_init(self.classifier)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -19,8 +19,10 @@ from dgbench.tasks import RunData, Task
 SELECTIONS = {
     "last": "the last-epoch model (the published rule)",
     "val": "the epoch with the best source-validation accuracy (training-domain validation)",
-    "oracle": "TEST-DOMAIN ORACLE: the epoch with the best test accuracy (optimistic; not a "
-    "valid domain-generalization result)",
+    "loo": "the epoch with the best mean accuracy on the held-out source of each "
+    "leave-one-domain-out validation run (DomainBed's leave-one-domain-out validation)",
+    "test-best": "TEST-BEST: the epoch with the best accuracy on the test domain itself "
+    "(optimistic: it selects on the test data; not a domain-generalization result)",
 }
 
 
