@@ -31,6 +31,8 @@ class DSU(Augmenter):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):
             return x
+        if x.shape[0] < 2 or x.shape[2] * x.shape[3] == 1:  # no spread to measure (the official
+            return x  # code returns NaN for one sample or a 1x1 map)
         var, mu = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=1)
         sig = (var + self.eps).sqrt()  # (B, C, 1, 1), not detached
         # uncertainty of each statistic: its std over the batch (unbiased, + eps)

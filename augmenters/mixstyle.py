@@ -36,6 +36,8 @@ class MixStyle(Augmenter):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
         if not self.training or not gate(self.p):
             return x
+        if x.shape[2] * x.shape[3] == 1:  # one value per channel has no variance (the official
+            return x  # code returns NaN here)
         batch = x.size(0)
         with torch.no_grad():  # the statistics are detached, as in the paper's code
             # Statistics in float32 even under autocast: a half-precision variance of a

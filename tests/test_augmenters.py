@@ -353,3 +353,26 @@ def test_padain_gate_and_detached_style():
     always(xg)[0].sum().backward()
     assert xg.grad[1].abs().max() == 0  # the partner's statistics are detached
     assert xg.grad[0].abs().sum() > 0
+
+
+def test_padain_matches_the_official_formula(monkeypatch):
+    """Unbiased variance, std = sqrt(var + eps) for the style and + eps once more for the
+    content; the style statistics detached (Nuriel et al.'s permuteAdaIN)."""
+    x = features(relu=False)
+    perm = torch.tensor([3, 0, 5, 1, 2, 4])
+    monkeypatch.setattr("dgbench.augmenters.padain.partner_indices", lambda b, mix, device: perm)
+    out = AUGMENTERS.get("padain")(p=1.0).train()(x)
+    eps = 1e-5
+    mu, var = x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True)
+    std = (var + eps).sqrt()
+    ref = (x - mu) / (std + eps) * std[perm] + mu[perm]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["padain", "mixstyle", "adain", "dsu"])
+def test_statistics_augmenters_leave_a_1x1_map_unchanged(name):
+    x = torch.randn(4, 8, 1, 1)
+    assert torch.equal(make(name).train()(x), x)
+    if name == "dsu":  # one sample has no batch spread either
+        y = torch.randn(1, 8, 4, 4)
+        assert torch.equal(make(name).train()(y), y)

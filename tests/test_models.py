@@ -165,8 +165,10 @@ def test_official_presets_resolve_on_both_backbones(depth):
     assert [(p.position, p.module) for p in dsu] == [
         ("before", "bn1"), ("after", "maxpool"), *[("after", f"layer{i}") for i in range(1, 5)]]
     padain = resolve_points(model, read_preset("padain-official")["aug.insert"])
-    convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
-    assert sorted(p.module for p in padain) == sorted(convs)  # every conv, nothing else
+    convs = [n for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Conv2d) and "downsample" not in n]
+    assert sorted(p.module for p in padain) == sorted(convs)  # the official code's points:
+    assert len(padain) == {18: 17, 50: 49}[depth]  # the stem and every residual conv, no shortcut
     assert all(p.position == "after" for p in padain)
 
 
