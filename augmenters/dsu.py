@@ -21,6 +21,8 @@ class DSU(Augmenter):
     detached = "nothing"
     placement = "after conv1 (before bn1), after maxpool, after layer1-4; one instance each"
     cost = "one mean/var pass + batch variance of the statistics"
+    deviations = ("DSU: a 1x1 feature map or a batch of one sample is returned unchanged; the "
+                  "official code returns NaN there (a variance of one value).",)
 
     def __init__(self, p: float = 0.5, eps: float = 1e-6) -> None:
         super().__init__()

@@ -20,6 +20,8 @@ class MixStyle(Augmenter):
     detached = "mean and std (all statistics)"
     placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
     cost = "one mean/var pass over H x W"
+    deviations = ("MixStyle/AdaIN: a 1x1 feature map is returned unchanged; the official code "
+                  "returns NaN there (the unbiased variance of one value).",)
 
     def __init__(
         self, p: float = 0.5, alpha: float = 0.1, eps: float = 1e-6, mix: str = "random"

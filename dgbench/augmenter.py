@@ -43,6 +43,8 @@ class Augmenter(nn.Module):
     placement: ClassVar[str] = "-"
     #: what one forward call costs on a (B, C, H, W) map
     cost: ClassVar[str] = "-"
+    #: where it knowingly departs from the official code; recorded in the runs that use it
+    deviations: ClassVar[tuple[str, ...]] = ()
 
     def extra_repr(self) -> str:
         params = inspect.signature(type(self)).parameters.values()

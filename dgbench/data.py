@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from dgbench.errors import DataError
 
@@ -176,62 +176,6 @@ def concat(parts: Sequence[Dataset]) -> ConcatDataset:
     return ConcatDataset(list(parts))
 
 
-class DomainPairSampler(Sampler[list[int]]):
-    """Batches of ``ceil(batch / 2)`` items from one domain and ``floor(batch / 2)`` from
-    another, laid out [A | B].
-
-    For ``mix=crossdomain`` (after Dassl's RandomDomainSampler with two domains per batch).
-    The pairs are drawn from shuffled rounds over the domains, so every source domain appears
-    within every ``ceil(domains / 2)`` batches (Dassl draws each pair independently, and a
-    short epoch can miss a domain). The epoch has a fixed ``len(dataset) // batch`` batches,
-    never depending on the draw; each domain's indices are reshuffled whenever they run out.
-    """
-
-    def __init__(self, domain_sizes: Sequence[int], batch_size: int, generator: torch.Generator):
-        if len(domain_sizes) < 2:
-            raise DataError("mix=crossdomain needs at least two source domains")
-        if batch_size < 2:
-            raise DataError("mix=crossdomain needs a batch of at least 2")
-        self.offsets = np.cumsum([0, *domain_sizes])[:-1].tolist()
-        self.sizes = list(domain_sizes)
-        self.half_a, self.half_b = (batch_size + 1) // 2, batch_size // 2
-        self.generator = generator
-        self.num_batches = max(1, sum(domain_sizes) // batch_size)
-        self._pools: list[list[int]] = [[] for _ in domain_sizes]
-        self._rounds: list[int] = []
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def _take(self, d: int, n: int) -> list[int]:
-        out: list[int] = []
-        while len(out) < n:
-            if not self._pools[d]:
-                order = torch.randperm(self.sizes[d], generator=self.generator)
-                self._pools[d] = (order + self.offsets[d]).tolist()
-            k = n - len(out)
-            out += self._pools[d][:k]
-            self._pools[d] = self._pools[d][k:]
-        return out
-
-    def _pair(self) -> list[int]:
-        picked: list[int] = []
-        while len(picked) < 2:
-            if not self._rounds:
-                self._rounds = torch.randperm(len(self.sizes), generator=self.generator).tolist()
-            d = self._rounds.pop(0)
-            if d in picked:  # a new round began with the domain just taken: use it later
-                self._rounds.append(d)
-                continue
-            picked.append(d)
-        return picked
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for _ in range(self.num_batches):
-            a, b = self._pair()
-            yield self._take(a, self.half_a) + self._take(b, self.half_b)
-
-
 # -- loaders --------------------------------------------------------------------------------
 def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker with base_seed + worker_id (base_seed drawn from the loader's
@@ -246,12 +190,15 @@ def loader_options(num_workers: int, pin_memory: bool) -> dict[str, Any]:
 
 
 def train_loader(parts: Sequence[Dataset], batch_size: int, by_domain: bool, seed: int,
-                 **options: Any) -> DataLoader:
+                 domain_epoch: str = "fixed", **options: Any) -> DataLoader:
     """Shuffled batches of the union of ``parts`` from a generator seeded by ``seed``;
-    ``by_domain``: [part A | part B] batches (:class:`DomainPairSampler`)."""
+    ``by_domain``: [part A | part B] batches, epochs ending as ``domain_epoch`` says
+    (:mod:`dgbench.samplers`)."""
+    from dgbench.samplers import DOMAIN_SAMPLERS
+
     data, gen = concat(parts), torch.Generator().manual_seed(seed)
     if by_domain:
-        sampler = DomainPairSampler([len(p) for p in parts], batch_size, gen)
+        sampler = DOMAIN_SAMPLERS[domain_epoch]([len(p) for p in parts], batch_size, gen)
         return DataLoader(data, batch_sampler=sampler, generator=gen, **options)
     return DataLoader(data, batch_size=batch_size, shuffle=True,
                       drop_last=len(data) >= batch_size, generator=gen, **options)

@@ -35,6 +35,35 @@ def tree_digest(folder: Path, files: Iterable[Path]) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+def weights_facts(url: str | None, path: Path) -> dict[str, str | None]:
+    """Where pretrained weights came from, for a run record: the URL, the file, its sha256."""
+    return {"url": url, "file": str(path), "sha256": sha256_file(path)}
+
+
+def pretrained_file(url: str, name: str, sha256: str | None = None,
+                    sha256_prefix: str | None = None, progress: bool = True) -> Path:
+    """The weights file ``name`` in torch's checkpoint folder (where torchvision and torchreid
+    keep theirs), downloaded from ``url`` when missing; checked against ``sha256``, or the
+    leading hex digits ``sha256_prefix``, when known. A failed or interrupted download leaves
+    no file behind; a file that fails the check is named, not used."""
+    import torch
+
+    path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fetch(url, path, progress)
+        except DataError as exc:
+            raise DataError(f"{exc}; dgbench looked for {path} (put the file there, or pass a "
+                            "local checkpoint with --weights PATH)") from None
+    digest = sha256_file(path) if sha256 or sha256_prefix else ""
+    if (sha256 and digest != sha256) or not digest.startswith(sha256_prefix or ""):
+        want = sha256 or f"{sha256_prefix}..."
+        raise DataError(f"{path} has sha256 {digest}, not the expected {want}; delete it to "
+                        "download it again")
+    return path
+
+
 def fetch(url: str, target: Path, progress: bool = True) -> Path:
     """Download ``url`` to ``target`` (through ``target.part``); ``file://`` URLs work too."""
     part = target.with_name(target.name + ".part")

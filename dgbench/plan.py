@@ -162,7 +162,7 @@ def make_plan(cfg: C.Config) -> Plan:
     _check_shared_args(cfg.aug.args, names)
     kwargs = {n: augmenter_kwargs(n, cfg.aug.args, names) for n in names}
     protocol: Protocol = PROTOCOLS.get(cfg.protocol.name)()
-    check_backbone(cfg.model.backbone)
+    check_backbone(cfg.model.backbone, cfg.model.pretrained, cfg.model.width)
     device = resolve_device(cfg.device)
     dataset, target, splits = _datasets(cfg, protocol)
     task = get_task(dataset.task)

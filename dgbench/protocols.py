@@ -59,8 +59,10 @@ class Protocol:
             tests = [s.name for s in splits if s.role == "test"]
             raise ConfigError(f"protocol.targets: {', '.join(unknown)} not in this protocol's "
                               f"splits ({', '.join(tests)})")
-        wanted = set(names)
-        return [s for s in splits if s.name in wanted or s.of in wanted]
+        out = []  # in the order asked for, each followed by its validation splits
+        for name in dict.fromkeys(names):
+            out += [by_name[name], *(s for s in splits if s.of == name)]
+        return list({s.name: s for s in out}.values())
 
 
 def _held_out(name: str, sources: tuple[str, ...], test: str, **extra: Any) -> Split:

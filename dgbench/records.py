@@ -34,25 +34,6 @@ DONE = "done"
 SCHEMA = 2
 SCHEMAS = (1, 2)
 
-# Where dgbench knowingly departs from the reference harnesses; stored in every record (each
-# task adds its own, dgbench.tasks).
-DEVIATIONS = [
-    "LR schedule: the learning rate of every epoch is computed from training progress "
-    "(epoch / epochs), so no epoch can skip its step (Dassl skips steps when the domain "
-    "sampler's epoch length varies).",
-    "Augmenter gate: drawn from torch's CPU generator (lambda and pairing on the feature's "
-    "device), seeded by the run's seed; the official code uses Python's random module.",
-    "Domain sampler: a fixed number of batches per epoch, len(train) // batch, with the "
-    "domain pairs drawn in shuffled rounds so that every source domain appears every "
-    "ceil(domains / 2) batches (Dassl draws each pair independently).",
-]
-CACHE_DEVIATIONS = [
-    "Image cache: the training transform's random choices (translation, crop offset, flip) are "
-    "drawn per batch from a torch generator seeded by the run's seed and applied as tensor "
-    "operations; for given choices the pixels equal torchvision's per-image transforms.",
-]
-
-
 @dataclass
 class Run:
     """One planned run: a fully resolved single-run config (one augmenter with all its
@@ -88,7 +69,8 @@ class Record(TypedDict):
     sizes: dict[str, Any]  # images: train, val, test (per test set; reid: query / gallery)
     config: dict[str, Any]  # the resolved single-run config, dgbench.config.to_dict
     dataset: dict[str, Any]  # name, classes, titles, and the dataset's describe() facts
-    model: dict[str, Any]  # parameters, augmenter_modules (where), shared_instance
+    model: dict[str, Any]  # parameters, augmenter_modules (where), shared_instance, weights
+    # (the pretrained or local weights it started from: url, file, sha256; None: from scratch)
     history: list[dict[str, Any]]  # per epoch: epoch, lr, loss, train_acc, the task's, seconds
     final: dict[str, Any]  # the last-epoch model: val_acc, test, score, selection (+ reid)
     timing: dict[str, Any]  # wall_s, train_s, images_per_s, started, finished (UTC)
@@ -104,6 +86,9 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
     """The record of a finished run (not yet written): ``task`` the run's task object,
     ``model`` the trained network with augmenters at ``placed``, ``cache`` the decoded-image
     cache it read (or None)."""
+    from dgbench.deviations import for_run
+    from dgbench.registry import AUGMENTERS
+
     split, cfg = run.split, run.config
     return Record(
         schema=SCHEMA, task=task.name, run_id=run.run_id, experiment=cfg.experiment or "",
@@ -116,11 +101,12 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
         dataset={"name": cfg.data.name, "classes": list(dataset.classes),
                  "titles": dict(dataset.titles), **dataset.describe()},
         model={"parameters": sum(p.numel() for p in model.parameters()),
-               "augmenter_modules": placed, "shared_instance": cfg.aug.shared},
+               "augmenter_modules": placed, "shared_instance": cfg.aug.shared,
+               "weights": getattr(model, "weights_source", None)},
         history=history, final=final, timing=timing,
         data_cache=str(cache.path) if cache is not None else None, device=device,
         environment=environment(),
-        deviations=DEVIATIONS + list(task.deviations) + (CACHE_DEVIATIONS if cache else []),
+        deviations=for_run(cfg, task, AUGMENTERS.get(run.aug), cache is not None),
     )
 
 

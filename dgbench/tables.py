@@ -89,6 +89,7 @@ class Table:
     missing: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
+    row_splits: dict[str, set[str]] = field(default_factory=dict)  # the splits of a row's runs
 
     def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
         values = self.cells.get((row, col))
@@ -149,7 +150,7 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
     values: dict[tuple[str, str], list[float]] = {}
     members: dict[tuple[str, str], set] = {}
     splits: dict[str, list[str]] = {}
-    columns, rows, row_configs = [], [], {}
+    columns, rows, row_configs, row_splits = [], [], {}, {}
     if len(cells):
         cells = cells.assign(pct=100.0 * cells["value"], member=list(zip(cells["seed"],
                                                                          cells["split_title"])))
@@ -163,6 +164,7 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
         order = cells.groupby("column", sort=False)["order"].first()
         columns = sorted(order.index, key=lambda c: (order[c], c))
         row_configs = cells.groupby("variant", sort=False)["config"].first().to_dict()
+        row_splits = {r: set(v) for r, v in cells.groupby("variant")["split_title"]}
         rows = sorted(row_configs, key=lambda r: (not r.startswith("none"), r))
     missing = list(dict.fromkeys(
         f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in splits[col]
@@ -172,28 +174,42 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
         for u in unfinished]
     expected = {col: len(seeds) * len(splits[col]) for col in columns}
     return Table(rows, columns, values, expected, seeds, protocol, task, select, error,
-                 per_target, missing, unfinished_names, row_configs)
+                 per_target, missing, unfinished_names, row_configs, row_splits)
 
 
-def paper_comparison(table: Table) -> list[list[str]]:
-    """Rows of ours / published / difference for every row with a published counterpart."""
-    from dgbench.published import lookup
+def paper_comparison(table: Table) -> tuple[list[list[str]], list[str]]:
+    """Rows of ours / published / difference for every row whose runs used a published
+    row's recipe, and a note for every published row that was not compared (and why)."""
+    from dgbench.published import lookup, recipe_differences
 
-    out = []
+    out, notes = [], []
     for row in table.rows:
         for pub in lookup(table.row_configs[row]) if not table.per_target else []:
+            differ = recipe_differences(table.row_configs[row], pub, table.select,
+                                        table.row_splits.get(row))
+            if differ:
+                notes.append(f"{row} not compared with {pub.source}: its recipe differs "
+                             f"({'; '.join(differ)})")
+                continue
             ours = [table.stats(row, c) for c in table.columns]
-            out.append([f"{row} (ours)"] + [f"{s[0]:.1f}" if s else "X" for s in ours]
-                       + [_avg_text(table.average(row))])
-            out.append([pub.source] + [
-                f"{pub.cells[c][0]:.1f} ± {pub.cells[c][1]:.1f}" if c in pub.cells else "-"
-                for c in table.columns] + [f"{pub.avg:.1f}"])
+            avg = table.average(row)
+            tail = [_avg_text(avg)] if table.task.averages else []
+            out.append([f"{row} (ours)"] + [f"{s[0]:.1f}" if s else "X" for s in ours] + tail)
+            out.append([pub.source + (f" ({pub.note})" if pub.note else "")] + [
+                _published_cell(pub.cells[c]) if c in pub.cells else "-"
+                for c in table.columns] + (["-" if pub.avg is None else f"{pub.avg:.1f}"]
+                                           if table.task.averages else []))
             diffs = [f"{s[0] - pub.cells[c][0]:+.1f}" if s and c in pub.cells else "-"
                      for s, c in zip(ours, table.columns)]
-            avg = table.average(row)
-            out.append(["difference (ours - paper)"] + diffs
-                       + [f"{avg - pub.avg:+.1f}" if avg is not None else "-"])
-    return out
+            out.append(["difference (ours - paper)"] + diffs + (
+                [f"{avg - pub.avg:+.1f}" if avg is not None and pub.avg is not None else "-"]
+                if table.task.averages else []))
+    return out, notes
+
+
+def _published_cell(cell: tuple[float, float | None]) -> str:
+    mean, std = cell
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def _avg_text(avg: float | None) -> str:
@@ -233,10 +249,12 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
         notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))
     if table.unfinished:
         notes.append(f"unfinished runs ({len(table.unfinished)}): " + "; ".join(table.unfinished))
-    compared = paper_comparison(table) if compare_paper else []
-    if compare_paper and not compared:
+    compared, uncompared = paper_comparison(table) if compare_paper else ([], [])
+    notes += uncompared
+    if compare_paper and not compared and not uncompared:
         notes.append("no published numbers for these rows (dgbench knows EFDM's and MixStyle's "
-                     "PACS LODO and single-source tables, ResNet-18/50, MixStyle/EFDMix)")
+                     "PACS LODO and single-source tables, ResNet-18/50, and their OSNet / "
+                     "ResNet-50 re-identification rows; see dgbench/published.py)")
     if fmt == "latex":
         return _latex(table, headers, body, compared, notes)
     parts = [table.caption(), "", tabulate(body, headers, tablefmt="pipe", disable_numparse=True)]

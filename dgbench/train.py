@@ -49,7 +49,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     options, bs = loader_options(cfg.data.num_workers, env.cuda), cfg.data.batch_size
     data = task.data(cfg, run.split, dataset, target, cache,
                      lambda ds: eval_loader(ds, 2 * bs, **options))
-    loader = train_loader(data.train, bs, cfg.train.sampler == "domain", seed, **options)
+    loader = train_loader(data.train, bs, cfg.train.sampler == "domain", seed,
+                          cfg.train.domain_epoch, **options)
     batches = ReadyBatches(loader, env.images, env.device, augment)
 
     # ---- model: the task's network, the augmenter at the named points --------------------
@@ -73,15 +74,15 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     for epoch in range(t.epochs):
         lr = set_lr(optimizer, t, epoch)
         t_epoch = time.perf_counter()
-        loss, train_acc, seen = train_epoch(model, batches, optimizer, scaler, env,
-                                            t.label_smoothing, bar)
+        loss, train_acc, seen, steps = train_epoch(model, batches, optimizer, scaler, env,
+                                                   t.label_smoothing, bar)
         if not math.isfinite(loss):
             bar.close()
             raise diverged(run, epoch, loss, lr)
         train_seconds += time.perf_counter() - t_epoch
         train_images += seen
         row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
-               **task.evaluate_epoch(model, data, env)}  # every epoch, or nothing (reid)
+               "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
         row["seconds"] = time.perf_counter() - t_epoch
         history.append(row)
         bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
@@ -98,12 +99,12 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, env: Env, label_smoothing: float,
-                bar: Any) -> tuple[float, float, int]:
-    """One pass over ``batches``: (mean loss, training accuracy, images seen)."""
+                bar: Any) -> tuple[float, float, int, int]:
+    """One pass over ``batches``: (mean loss, training accuracy, images seen, steps)."""
     model.train()
     loss_sum = torch.zeros((), device=env.device)
     correct = torch.zeros((), dtype=torch.long, device=env.device)
-    seen = 0
+    seen = steps = 0
     for images, labels in batches:
         with env.autocast():
             logits = model(images)
@@ -115,8 +116,9 @@ def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.
         loss_sum += loss.detach() * labels.numel()  # stays on the device: no sync per step
         correct += (logits.detach().argmax(1) == labels).sum()
         seen += labels.numel()
+        steps += 1
         bar.update(1)
-    return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), seen
+    return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), seen, steps
 
 
 def diverged(run: Run, epoch: int, loss: float, lr: float) -> TrainingError:

@@ -170,6 +170,7 @@ BAD = [
     (["--device", "tpu"], "device must be auto, cpu, cuda"),
     (["--weights", "/nonexistent/w.pth"], "not found"),
     (["stray"], "overrides look like train.lr=0.01"),
+    (["--pretrained"], "pretrained resnet18 weights exist only for model.width=64 (got 8)"),
 ]
 
 

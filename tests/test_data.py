@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgbench.data import DomainPairSampler
+from dgbench.samplers import DasslDomainSampler, DomainPairSampler
 from dgbench.errors import ConfigError, DataError
 from dgbench.registry import DATASETS, PROTOCOLS
 
@@ -116,3 +116,41 @@ def test_domain_pair_sampler_is_seeded_and_refuses_one_domain():
     assert a == b
     with pytest.raises(DataError, match="two source domains"):
         DomainPairSampler([5], 4, torch.Generator())
+
+
+def test_dassl_epoch_layout_without_replacement_and_its_end():
+    sizes, batch = [30, 20, 45], 8
+    sampler = DasslDomainSampler(sizes, batch, torch.Generator().manual_seed(0))
+    offsets = [0, 30, 50]
+    for _ in range(20):
+        planned = len(sampler)
+        batches = list(sampler)
+        assert len(batches) == planned
+        flat = [i for b in batches for i in b]
+        assert len(flat) == len(set(flat))  # without replacement within the epoch
+        remaining = list(sizes)
+        for k, b in enumerate(batches):
+            doms = [next(d for d in reversed(range(3)) if i >= offsets[d]) for i in b]
+            a, c = doms[0], doms[-1]
+            assert a != c and doms == [a] * 4 + [c] * 4  # [A | B], two different domains
+            remaining[a] -= 4
+            remaining[c] -= 4
+            ended = remaining[a] < 4 or remaining[c] < 4
+            assert ended == (k == len(batches) - 1)  # it ends at the first short domain
+
+
+@pytest.mark.parametrize("target,sources,published", [
+    ("art", (2107, 1499, 3530), 34), ("cartoon", (1840, 1499, 3530), 34),
+    ("photo", (1840, 2107, 3530), 41), ("sketch", (1840, 2107, 1499), 34)])
+def test_dassl_epochs_on_pacs_are_as_long_as_published(target, sources, published):
+    """PACS LODO with 2 x 64 images per batch: about 34 / 34 / 41 / 34 batches per epoch (the
+    published runs' epoch, against 55 / 53 / 58 / 42 for len(train) // 128)."""
+    sampler = DasslDomainSampler(list(sources), 128, torch.Generator().manual_seed(1))
+    lengths = [len(list(sampler)) for _ in range(300)]
+    assert abs(sum(lengths) / len(lengths) - published) < 1.5
+    assert len(DomainPairSampler(list(sources), 128, torch.Generator())) == sum(sources) // 128
+
+
+def test_dassl_epoch_needs_half_a_batch_in_every_domain():
+    with pytest.raises(DataError, match="at least 4 images in every domain"):
+        DasslDomainSampler([30, 3], 8, torch.Generator())

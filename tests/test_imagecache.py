@@ -131,7 +131,7 @@ def test_run_with_and_without_the_cache(tmp_path):
     root = textured_pacs(tmp_path / "data")
     args = ["run", "--dataset", "pacs", "--data-root", str(root), "--aug", "efdmix",
             "--targets", "photo", "--epochs", "1", "--batch-size", "8", "--no-progress",
-            "data.image_size=32", "model.width=8", "model.stem=small"]
+            "data.image_size=32", "model.width=8", "model.stem=small", "model.pretrained=false"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--no-cache"]) == 0
     (a,) = [json.loads(p.read_text()) for p in (tmp_path / "a").rglob("record.json")]

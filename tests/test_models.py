@@ -111,22 +111,34 @@ def test_local_weights_errors(tmp_path):
         small_r18(weights=str(tmp_path / "junk.pth"))
 
 
-def test_pretrained_uses_torchvisions_weight_api(monkeypatch):
-    """The real download path, fed a local state_dict instead of the network."""
+def test_pretrained_weights_are_downloaded_checked_and_recorded(tmp_path, monkeypatch):
+    """The real download path, fed a local file through a file:// URL: the hash prefix in the
+    name is checked, the weights load, and the run can say where they came from."""
+    import hashlib
+
+    from dgbench.models.backbones import load_pretrained
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     reference = torchvision.models.resnet18()
-    calls = []
-
-    def fake_get_state_dict(self, *args, **kwargs):
-        calls.append(self)
-        return reference.state_dict()
-
-    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", fake_get_state_dict)
-    model = build_backbone("resnet18", 7, pretrained=True)
-    assert calls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1]
+    source = tmp_path / "ref.pth"
+    torch.save(reference.state_dict(), source)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    model = torchvision.models.resnet18()
+    load_pretrained(model, source.as_uri(), name=f"resnet18-{digest[:8]}.pth")
     torch.testing.assert_close(model.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
-    assert model.fc.out_features == 7
+    assert model.weights_source == {"url": source.as_uri(), "sha256": digest,
+                                    "file": str(tmp_path / "hub" / "checkpoints" / f"resnet18-{digest[:8]}.pth")}
+    # torchvision's own file name carries another hash prefix: a file that fails it is refused
+    bad = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    bad.write_bytes(source.read_bytes())
+    with pytest.raises(DataError, match="not the expected f37072fd"):
+        build_backbone("resnet18", 7, pretrained=True)
     with pytest.raises(ConfigError, match="width=64"):
         build_backbone("resnet18", 7, width=16, pretrained=True)
+    # no network: one line with the URL, where dgbench looked, and --weights
+    with pytest.raises(DataError, match="could not download .*looked for .*--weights"):
+        load_pretrained(model, (tmp_path / "absent.pth").as_uri())
+    assert not list((tmp_path / "hub" / "checkpoints").glob("absent*"))
 
 
 def test_timm_resnet_by_name():

@@ -273,3 +273,11 @@ def test_pinned_digests_match_the_real_copy():
 
     digests = pacs.content_digests(find_layout(str(REAL)))
     assert digests == {"images": pacs.IMAGES_SHA256, "splits": pacs.SPLITS_SHA256}
+
+
+def test_pacs_without_a_preset_starts_from_imagenet_weights_as_published():
+    from dgbench.plan import resolve
+
+    cfg = resolve({"data.name": "pacs"})
+    assert cfg.model.pretrained and cfg.data.image_size == 224 and cfg.model.width == 64
+    assert (cfg.train.lr, cfg.train.epochs, cfg.data.batch_size) == (1e-3, 50, 64)

@@ -122,10 +122,37 @@ def test_error_estimators():
     assert se[1] == pytest.approx(4.714, abs=1e-3)  # DomainBed: [0.1, 0.2, 0.3] -> 20.0 +/- 4.7
 
 
-def test_compare_paper_prints_published_numbers_and_difference():
-    text = render(build_table([record(1, HISTORY)]), compare_paper=True)
+def preset_record(preset, seed=1):
+    """A record whose config is ``preset``'s, as planned for efdmix on photo."""
+    from dgbench import config as C
+    from dgbench.plan import resolve
+
+    rec = record(seed, HISTORY)
+    cfg = C.to_dict(resolve(C.read_preset(preset)))
+    cfg["aug"]["names"], cfg["seeds"] = ["efdmix"], [seed]
+    cfg["aug"]["args"] = {"p": 0.5, "alpha": 0.1, "mix": "crossdomain", "stable": False}
+    cfg["train"]["epochs"] = len(HISTORY)  # the record's own history
+    rec["config"] = cfg
+    return rec
+
+
+def test_compare_paper_only_compares_the_published_recipe():
+    matched = preset_record("efdm-pacs-lodo-r18")
+    matched["config"]["train"]["epochs"] = 150  # the published length
+    text = render(build_table(frame([matched])), compare_paper=True)
     assert "EFDM paper" in text and "96.8 ± 0.4" in text  # ResNet-18 EFDMix LODO, Photo
     assert "difference (ours - paper)" in text and "-34.8" in text  # 62.0 - 96.8
+    assert "ReScience" in text and "| 81.3" in text  # the reproduction's Avg, a second row
+
+    text = render(build_table(frame([matched]), select="val"), compare_paper=True)
+    assert "difference" not in text and "selection: ours val, published last" in text
+
+    cpu = preset_record("pacs-lodo-cpu")  # 64 px, width 16, from scratch, 12 epochs ...
+    text = render(build_table(frame([cpu])), compare_paper=True)
+    assert "difference" not in text and "96.8" not in text
+    for differs in ("model.pretrained: ours False, published True", "model.width: ours 16",
+                    "data.image_size: ours 64", "train.domain_epoch: ours 'fixed'"):
+        assert differs in text
 
 
 def test_mixed_protocols_are_refused():
@@ -190,3 +217,21 @@ def test_leave_one_domain_out_validation(tmp_path, capsys):
     assert "leave-one-domain-out validation" in table.caption()
     assert main(["run", "--dataset", "toy", "--protocol", "single", "--out", str(out),
                  "protocol.loo_validation=true"]) == 2
+
+
+def test_compare_paper_for_reid_uses_efdms_osnet_rows():
+    from dgbench import config as C
+    from dgbench.plan import resolve
+
+    cfg = C.to_dict(resolve(C.read_preset("efdm-reid-market2grid-osnet")))
+    cfg["aug"]["names"], cfg["seeds"] = ["efdmix"], [1]
+    cfg["aug"]["args"] = {"p": 0.5, "alpha": 0.1, "mix": "random", "stable": False}
+    metrics = {"mAP": 0.30, "rank1": 0.20, "rank5": 0.4, "rank10": 0.5, "rank20": 0.6,
+               "num_valid": 125, "queries": 125, "gallery": 900}
+    rec = {"run_id": "r1", "aug": "efdmix", "seed": 1, "task": "reid", "config": cfg,
+           "split": {"name": "market1501->grid", "index": 0}, "dataset": {"titles": {}},
+           "history": [{"epoch": 60, "lr": 5e-5, "loss": 1.0}],
+           "final": {"test": {f"grid#{k}": dict(metrics) for k in range(10)}, "score": 0.3}}
+    text = render(build_table(frame([rec])), compare_paper=True)
+    assert "market1501->grid split 0 mAP" in text and "35.5" in text and "26.7" in text
+    assert "difference (ours - paper)" in text and "-5.5" in text  # 30.0 - 35.5

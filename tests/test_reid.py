@@ -302,3 +302,40 @@ def test_new_linear_layers_start_as_torchreids():
         assert layer.weight.std().item() == pytest.approx(0.01, rel=0.1)
         assert layer.weight.mean().abs().item() < 0.002 and torch.all(layer.bias == 0)
     assert torch.all(net.neck.bn.weight == 1) and torch.all(net.neck.bn.bias == 0)
+
+
+def test_osnet_x1_0_has_torchreids_layout_and_loads_its_weights(tmp_path, monkeypatch):
+    """The module tree of torchreid's osnet_x1_0 (567 state_dict entries, 2,169,508 parameters
+    without the classifier), its ImageNet weights loaded through dgbench's download path, and
+    the augmenters after conv2 and conv3 by default."""
+    from dgbench.config import Config
+    from dgbench.models import OSNet, build_reid_model, default_insert, insert_augmenters
+    from dgbench.models import osnet
+
+    net = OSNet(751)
+    state = net.state_dict()
+    assert len(state) == 567
+    assert sum(p.numel() for n, p in net.named_parameters() if not n.startswith("classifier")) == 2169508
+    for key, shape in {"conv1.conv.weight": (64, 3, 7, 7), "conv2.0.conv2a.conv2.weight": (64, 1, 3, 3),
+                       "conv2.0.gate.fc1.weight": (4, 64, 1, 1), "conv3.0.downsample.conv.weight": (384, 256, 1, 1),
+                       "conv2.2.0.conv.weight": (256, 256, 1, 1), "fc.0.weight": (512, 512)}.items():
+        assert tuple(state[key].shape) == shape, key
+    assert default_insert(net) == ["conv2", "conv3"]
+
+    imagenet = OSNet(1000)  # stands for torchreid's file: same keys, another classifier
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(osnet, "WEIGHTS_URL", (tmp_path / "w.pth").as_uri())
+    torch.save(imagenet.state_dict(), tmp_path / "w.pth")
+    cfg = Config()
+    cfg.model.backbone, cfg.model.pretrained = "osnet_x1_0", True
+    model = build_reid_model(cfg, num_ids=125)
+    torch.testing.assert_close(model.conv3[1].gate.fc2.weight,
+                               imagenet.conv3[1].gate.fc2.weight)
+    torch.testing.assert_close(model.fc[0].weight, imagenet.fc[0].weight)  # the embedding too
+    assert model.classifier.out_features == 125 and model.weights_source["file"].endswith(osnet.WEIGHTS_FILE)
+    insert_augmenters(model, default_insert(model), lambda: torch.nn.Identity(), "efdmix")
+    model.eval()
+    assert model.features(torch.randn(2, 3, 64, 32)).shape == (2, 512)
+    cfg.model.feature_dim = 256
+    with pytest.raises(Exception, match="feature_dim=512"):
+        build_reid_model(cfg, num_ids=125)

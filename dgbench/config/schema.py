@@ -76,6 +76,9 @@ class TrainConfig:
     backbone_lr_mult: float = _f(1.0, ge=0.0, help="LR multiplier of the trunk vs new layers")
     sampler: Literal["auto", "random", "domain"] = _f(
         "auto", help="auto: domain when mix=crossdomain")
+    domain_epoch: Literal["fixed", "dassl"] = _f(
+        "fixed", since="0.2", help="domain sampler: fixed len(train) // batch batches, or "
+        "Dassl's epoch (ends when a drawn domain runs short), as published")
     amp: bool = _f(True, help="CUDA only: autocast")
     amp_dtype: Literal["bfloat16", "float16"] = _f("bfloat16", help="float16 adds a scaler")
     channels_last: bool = _f(True, help="CUDA only")

@@ -1,6 +1,6 @@
-"""Models: backbones (``backbones``), augmenter insertion at named points (``insertion``) and
-the person re-identification network (``reidnet``). Importing this package registers the
-built-in backbones."""
+"""Models: backbones (``backbones``: torchvision and timm ResNets; ``osnet``: OSNet x1.0),
+augmenter insertion at named points (``insertion``) and the person re-identification network
+(``reidnet``). Importing this package registers the built-in backbones."""
 
 from dgbench.models.backbones import (
     TIMM_PREFIX,
@@ -16,10 +16,11 @@ from dgbench.models.insertion import (
     resolve_points,
     stage_names,
 )
+from dgbench.models.osnet import OSNet
 from dgbench.models.reidnet import ReIDNet, build_reid_model
 
 __all__ = [
-    "TIMM_PREFIX", "Point", "ReIDNet", "build_backbone", "build_reid_model", "check_backbone",
+    "TIMM_PREFIX", "OSNet", "Point", "ReIDNet", "build_backbone", "build_reid_model", "check_backbone",
     "check_insert", "default_insert", "insert_augmenters", "load_local_weights",
     "resolve_points", "stage_names",
 ]

@@ -3,6 +3,7 @@ local checkpoints."""
 
 from __future__ import annotations
 
+import re
 import typing
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from dgbench.config import Stem
+from dgbench.download import weights_facts
 from dgbench.errors import ConfigError, DataError
 from dgbench.registry import BACKBONES
 
@@ -23,7 +25,7 @@ def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
     def build(num_classes: int, width: int = 64, pretrained: bool = False) -> nn.Module:
         import torchvision
 
-        ctor = getattr(torchvision.models, f"resnet{depth}")
+        model = getattr(torchvision.models, f"resnet{depth}")()
         if pretrained:
             if width != 64:
                 raise ConfigError(
@@ -33,11 +35,9 @@ def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
             # The V1 weights are the ones EFDM and MixStyle used (torchvision's legacy
             # resnet18-5c106cde / resnet50-19c8e357 files, re-published under these names).
             weights = getattr(torchvision.models, f"ResNet{depth}_Weights").IMAGENET1K_V1
-            model = ctor(weights=weights)
-        else:
-            model = ctor()
-            if width != 64:
-                _rewiden(model, width)
+            load_pretrained(model, weights.url)
+        elif width != 64:
+            _rewiden(model, width)
         model.fc = nn.Linear(model.fc.in_features, num_classes)
         return model
 
@@ -84,18 +84,26 @@ def _timm_model(name: str, num_classes: int, width: int, pretrained: bool) -> nn
     model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
     if not all(isinstance(getattr(model, f"layer{i}", None), nn.Sequential) for i in range(1, 5)):
         raise ConfigError(f"{TIMM_PREFIX}{name} is not a ResNet with stages layer1..layer4")
+    if pretrained:  # timm resolves the file itself (Hugging Face hub or a URL): say which
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        model.weights_source = {"url": cfg.get("url") or cfg.get("hf_hub_id"), "file": None,
+                                "sha256": None, "timm": cfg.get("tag") or name}
     return model
 
 
-def check_backbone(name: str) -> None:
-    """Raise a clear error for an unknown backbone name (without building it)."""
+def check_backbone(name: str, pretrained: bool = False, width: int = 64) -> None:
+    """Raise a clear error for an unknown backbone name, or for pretrained weights at a width
+    they do not exist for (without building anything or downloading)."""
     if name.startswith(TIMM_PREFIX):
         import timm
 
         if not timm.is_model(name[len(TIMM_PREFIX):]):
             _timm_model(name[len(TIMM_PREFIX):], 1, 64, False)  # raises with suggestions
-        return
-    BACKBONES.entry(name)
+    else:
+        BACKBONES.entry(name)
+    if pretrained and width != 64:
+        raise ConfigError(f"pretrained {name} weights exist only for model.width=64 (got {width}); "
+                          "set model.pretrained=false or model.width=64")
 
 
 # -- building -----------------------------------------------------------------------------
@@ -145,16 +153,39 @@ def _unwrap_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def load_pretrained(model: nn.Module, url: str, name: str | None = None,
+                    sha256: str | None = None) -> None:
+    """Load published weights into ``model`` (all but its classifier): the file ``name``
+    (default: the URL's last part) in torch's checkpoint folder, downloaded when missing and
+    checked against ``sha256``, or against the hash prefix in its name (torchvision's
+    ``resnet18-f37072fd.pth``). The URL, file and sha256 become ``model.weights_source``."""
+    from dgbench.download import pretrained_file
+
+    name = name or url.rsplit("/", 1)[1]
+    prefix = re.search(r"-([a-f0-9]{6,})\.", name)
+    path = pretrained_file(url, name, sha256, prefix.group(1) if prefix else None)
+    _load_state(model, torch.load(path, map_location="cpu", weights_only=True), str(path))
+    model.weights_source = weights_facts(url, path)
+
+
 def load_local_weights(model: nn.Module, path: str, skip_stem: bool = False) -> None:
-    """Load a local checkpoint into ``model``; its classifier (``fc``) is not loaded.
+    """Load a local checkpoint into ``model``; its classifier (``model.head_name``, ``fc`` by
+    default) is not loaded. The file and its sha256 become ``model.weights_source``.
 
     With ``skip_stem``, a ``conv1`` of another shape (an ImageNet-stem checkpoint into a
     small-stem model) is left out with a warning instead of refused.
     """
     if not Path(path).is_file():
         raise DataError(f"weights file {path} not found; pass an existing checkpoint path")
-    state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    _load_state(model, torch.load(path, map_location="cpu", weights_only=True), path, skip_stem)
+    model.weights_source = weights_facts(None, Path(path))
+
+
+def _load_state(model: nn.Module, obj: Any, path: str, skip_stem: bool = False) -> None:
+    """Load a checkpoint's state_dict into ``model`` but its classifier; refuse one of another
+    architecture, naming the keys that do not fit."""
+    head = getattr(model, "head_name", "fc") + "."
+    state = {k: v for k, v in _unwrap_state_dict(obj, path).items() if not k.startswith(head)}
     own = model.state_dict()
     if skip_stem and "conv1.weight" in state and state["conv1.weight"].shape != own["conv1.weight"].shape:
         warnings.warn(f"{path}: conv1 has another shape than the small stem's; not loaded")
@@ -166,7 +197,7 @@ def load_local_weights(model: nn.Module, path: str, skip_stem: bool = False) -> 
             "is it the same architecture and model.width?"
         )
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.") and not (skip_stem and k == "conv1.weight")]
+    missing = [k for k in missing if not k.startswith(head) and not (skip_stem and k == "conv1.weight")]
     if missing or unexpected:
         raise DataError(
             f"{path} does not match the model: missing {missing[:5]}, unexpected "

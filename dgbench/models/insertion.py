@@ -25,8 +25,11 @@ def stage_names(model: nn.Module) -> list[str]:
 
 
 def default_insert(model: nn.Module) -> list[str]:
-    """After layer1-3 for BasicBlock ResNets (18/34), layer1-2 for Bottleneck ones (50+), as
-    EFDM (Zhang et al., CVPR 2022) and MixStyle (Zhou et al., ICLR 2021) insert them."""
+    """The model's own ``default_points`` when it has them (OSNet: conv2, conv3); else after
+    layer1-3 for BasicBlock ResNets (18/34), layer1-2 for Bottleneck ones (50+), as EFDM
+    (Zhang et al., CVPR 2022) and MixStyle (Zhou et al., ICLR 2021) insert them."""
+    if hasattr(model, "default_points"):
+        return list(model.default_points)
     bottleneck = any(type(m).__name__ == "Bottleneck" for m in model.layer1.modules())
     return ["layer1", "layer2"] if bottleneck else ["layer1", "layer2", "layer3"]
 

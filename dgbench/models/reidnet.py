@@ -61,12 +61,20 @@ class ReIDNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build_reid_model(cfg: Any, num_ids: int, pretrained: bool | None = None) -> ReIDNet:
-    """``cfg.model``'s backbone as a ReID network (``pretrained`` None: as configured)."""
+def build_reid_model(cfg: Any, num_ids: int, pretrained: bool | None = None) -> nn.Module:
+    """``cfg.model``'s backbone as a ReID network (``pretrained`` None: as configured): a
+    ResNet trunk in a :class:`ReIDNet`, or a backbone that is a ReID network already (one
+    with ``features``, e.g. OSNet)."""
     trunk = build_backbone(
-        cfg.model.backbone, 1000, cfg.model.stem, cfg.model.width,
+        cfg.model.backbone, num_ids, cfg.model.stem, cfg.model.width,
         cfg.model.pretrained if pretrained is None else pretrained, cfg.model.weights,
     )
+    if hasattr(trunk, "features"):  # its own embedding and classifier
+        if trunk.classifier.in_features != cfg.model.feature_dim:
+            raise ConfigError(f"{cfg.model.backbone}'s embedding is {trunk.classifier.in_features}-d"
+                              f" (its ImageNet fc); set model.feature_dim="
+                              f"{trunk.classifier.in_features}")
+        return trunk
     if not all(hasattr(trunk, n) for n in ("layer4", "fc", "conv1", "maxpool")):
         raise ConfigError(f"{cfg.model.backbone} is not a ResNet with conv1 ... layer4 and fc: "
                           "the ReID network needs one")
@@ -74,7 +82,9 @@ def build_reid_model(cfg: Any, num_ids: int, pretrained: bool | None = None) -> 
         trunk.relu = trunk.act1
     if cfg.model.last_stride == 1:
         last_stride_one(trunk)
-    return ReIDNet(trunk, num_ids, cfg.model.feature_dim)
+    net = ReIDNet(trunk, num_ids, cfg.model.feature_dim)
+    net.weights_source = getattr(trunk, "weights_source", None)
+    return net
 
 
 def last_stride_one(trunk: nn.Module) -> None:
