@@ -226,19 +226,37 @@ def _fallback_split(items: list[tuple[str, int]]) -> dict[str, list[tuple[str, i
     return {"train": sorted(train), "val": sorted(val), "all": sorted(items)}
 
 
+class Translate:
+    """Dassl's random translation (``Random2DTranslation``), on an image already resized to
+    ``size`` x ``size``: with probability ``p`` it is resized to 1.125 x (224 -> 252) and a
+    ``size`` crop is taken at an offset ``round(uniform(0, 1.125 size - size))`` per axis
+    (Python's ``random``, seeded by the run), else it is left as it is."""
+
+    def __init__(self, size: int, p: float = 0.5) -> None:
+        self.size, self.p = size, p
+
+    def __call__(self, image: Any) -> Any:
+        from PIL import Image
+
+        if random.uniform(0, 1) > self.p:
+            return image
+        big = round(self.size * 1.125)
+        resized = image.resize((big, big), Image.BILINEAR)
+        left = int(round(random.uniform(0, big - self.size)))
+        top = int(round(random.uniform(0, big - self.size)))
+        return resized.crop((left, top, left + self.size, top + self.size))
+
+
 def transforms(image_size: int, train: bool):
-    """The published recipe: random translation (p=0.5) and flip for training; resize + crop."""
+    """The published recipe (Dassl's): resize to size x size, random translation (p=0.5),
+    flip; tests: resize + centre crop."""
     from torchvision import transforms as T
 
     normalise = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if not train:
         return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), *normalise])
-    big = round(image_size * 1.125)  # 224 -> 252
-    translate = T.RandomChoice([
-        T.Resize((image_size, image_size)),
-        T.Compose([T.Resize((big, big)), T.RandomCrop(image_size)]),
-    ])  # each with probability 0.5
-    return T.Compose([translate, T.RandomHorizontalFlip(), *normalise])
+    return T.Compose([T.Resize((image_size, image_size)), Translate(image_size),
+                      T.RandomHorizontalFlip(), *normalise])
 
 
 @DATASETS.register("pacs")
@@ -325,7 +343,7 @@ class PACS(DomainDataset):
             for rel, label in self.splits[d][s]
         )
         return {
-            "version": 1,
+            "version": 2,  # 2: Dassl's translation (of the resized image, rounded offsets)
             "root": str(self.layout.root),
             "layout": self.layout.name,
             "excluded": list(self.excluded),

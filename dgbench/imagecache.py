@@ -5,7 +5,8 @@ each source file once per (dataset, resolution) into uint8 arrays, memory-mapped
 
 - ``small``: the image resized to (s, s), the published recipe's "no translation" branch,
   and the test view (Resize(s) + CenterCrop(s)) for square images;
-- ``big``: resized to (1.125 s, 1.125 s), from which the "translation" branch crops s x s;
+- ``big``: the small view resized to (1.125 s, 1.125 s), from which the "translation" branch
+  crops s x s at an offset ``round(uniform(0, 1.125 s - s))`` per axis (Dassl's recipe);
 - ``test``: only when some image is not square, Resize(s) + CenterCrop(s) for every image.
 
 They are made by the same PIL calls as the per-image path, so a cached image is bit-identical
@@ -39,7 +40,7 @@ from torch.utils.data import Dataset
 
 from dgbench.data import cache_dir
 
-FORMAT = 1
+FORMAT = 2  # 2: the big view is made from the small one, as Dassl's translation
 VIEWS = ("small", "big", "test")
 
 
@@ -61,9 +62,10 @@ def _decode(data: bytes, size: int) -> dict[str, np.ndarray]:
 
     with Image.open(io.BytesIO(data)) as im:
         rgb = im.convert("RGB")
+    small = T.Resize((size, size))(rgb)
     views = {
-        "small": T.Resize((size, size))(rgb),
-        "big": T.Resize((big_size(size), big_size(size)))(rgb),
+        "small": small,
+        "big": small.resize((big_size(size), big_size(size)), Image.BILINEAR),
         "test": T.CenterCrop(size)(T.Resize(size)(rgb)),
     }
     return {k: np.asarray(v, dtype=np.uint8).transpose(2, 0, 1) for k, v in views.items()}
@@ -222,11 +224,12 @@ class BatchAugment:
 
 def augment(small: torch.Tensor, big: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Draw the batch's random choices from ``gen`` (on the tensors' device) and apply them:
-    translation with p=0.5 at a uniform offset, horizontal flip with p=0.5."""
+    translation with p=0.5 at an offset ``round(uniform(0, n - s))`` per axis (Dassl's, the
+    ends half as likely as each inner offset), horizontal flip with p=0.5."""
     b, s, n = small.shape[0], small.shape[-1], big.shape[-1]
     dev = small.device
     translate = torch.rand(b, device=dev, generator=gen) < 0.5
-    top = torch.randint(0, n - s + 1, (b,), device=dev, generator=gen)
-    left = torch.randint(0, n - s + 1, (b,), device=dev, generator=gen)
+    top = torch.round(torch.rand(b, device=dev, generator=gen) * (n - s)).long()
+    left = torch.round(torch.rand(b, device=dev, generator=gen) * (n - s)).long()
     flip = torch.rand(b, device=dev, generator=gen) < 0.5
     return apply(small, big, translate, top, left, flip)

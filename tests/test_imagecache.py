@@ -59,8 +59,9 @@ def test_cached_batch_equals_the_pil_path_for_the_same_choices(pacs):
     for i, (rel, _) in enumerate(files):
         with Image.open(pacs.layout.images / rel) as im:
             img = im.convert("RGB")
-        if translate[i]:
-            view = TF.crop(T.Resize((18, 18))(img), int(top[i]), int(left[i]), SIZE, SIZE)
+        if translate[i]:  # Dassl's: the resized image resized again, then cropped
+            view = TF.crop(T.Resize((18, 18))(T.Resize((SIZE, SIZE))(img)), int(top[i]),
+                           int(left[i]), SIZE, SIZE)
         else:
             view = T.Resize((SIZE, SIZE))(img)
         if flip[i]:
@@ -139,3 +140,27 @@ def test_run_with_and_without_the_cache(tmp_path):
     assert a["data_cache"] and a["config"]["data"]["cache"] is True
     assert b["data_cache"] is None and b["config"]["data"]["cache"] is False
     assert a["run_id"] != b["run_id"] and a["sizes"] == b["sizes"]
+
+
+def test_translation_is_dasslls_on_both_paths(monkeypatch):
+    """Dassl's Random2DTranslation: the already resized image is resized to 1.125x and cropped
+    at round(uniform(0, range)) per axis (left first); the batched draws follow the same law."""
+    from dgbench.datasets import pacs as P
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    draws = iter([0.3, 0.6, 1.4])  # gate (<= p: translate), left 0.6 -> 1, top 1.4 -> 1
+    monkeypatch.setattr(P.random, "uniform", lambda a, b: next(draws))
+    out = P.Translate(16)(image)
+    expected = image.resize((18, 18), Image.BILINEAR).crop((1, 1, 17, 17))
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    draws = iter([0.7])  # > p: left as it is
+    assert P.Translate(16)(image) is image
+
+    small = torch.zeros(20000, 3, 2, 2, dtype=torch.uint8)
+    big = torch.arange(6 * 6, dtype=torch.uint8).view(1, 1, 6, 6).expand(20000, 3, 6, 6).contiguous()
+    out = imagecache.augment(small, big, torch.Generator().manual_seed(0))
+    moved = out[:, 0, 0, 0] != 0  # translated with a nonzero offset (or flipped)
+    left = out[:, 0, 0, :].min(dim=1).values % 6  # the crop's left column (flip-proof)
+    counts = torch.bincount(left[moved | (left == 0)], minlength=5).float()
+    share = counts / counts[1:4].mean()
+    assert 0.4 < share[4] < 0.6  # round(uniform(0, 4)): 4 is half as likely as 1, 2 or 3
