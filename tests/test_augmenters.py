@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 import torch
 
@@ -308,12 +309,56 @@ def test_hm_error_shrinks_as_bins_grow_and_reaches_efdm(relu):
     assert errors[3] < 1e-5 and errors[4] < 1e-4  # bins >= N - 1: EFDM's output
 
 
-def test_hm_gradient_is_straight_through_for_the_content():
+@pytest.mark.parametrize("name", ["hm", "mixhm"])
+def test_hm_gradient_is_straight_through_as_efdms_code(name):
+    """EFDM's HM: x + (HM(x) - x).detach() * (1 - lambda): the identity to the content and
+    nothing to the partner; partner_grad=true passes the quantile weights on instead."""
     x = features(b=2, c=2, h=5, w=5, relu=False).requires_grad_()
-    AUGMENTERS.get("hm")(p=1.0, bins=4, mix="crossdomain").train()(x).sum().backward()
+    AUGMENTERS.get(name)(p=1.0, bins=4, mix="crossdomain").train()(x).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    x.grad = None
+    AUGMENTERS.get("hm")(p=1.0, bins=4, mix="crossdomain", partner_grad=True).train()(x).sum().backward()
     # content: identity; partner: the interpolation weights of each quantile sum to 1 per
     # output, so each sample's total gradient is N (content) + N (as a partner)
     assert torch.allclose(x.grad.sum(dim=(2, 3)), torch.full((2, 2), 50.0), atol=1e-4)
+
+
+def _cdf_match_reference(source: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """scikit-image's _match_cumulative_cdf, as its documentation states it."""
+    src_values, src_inverse, src_counts = np.unique(source, return_inverse=True, return_counts=True)
+    tmpl_values, tmpl_counts = np.unique(template, return_counts=True)
+    src_q = np.cumsum(src_counts) / source.size
+    tmpl_q = np.cumsum(tmpl_counts) / template.size
+    return np.interp(src_q, tmpl_q, tmpl_values)[src_inverse].reshape(source.shape)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_hm_with_bins_0_is_scikit_images_matching(monkeypatch, relu):
+    """bins=0: each value through its eCDF (ties at their upper level: ReLU zeros all take one
+    value) into the partner's quantile function, as EFDM's MixHistogram (match_histograms)."""
+    x = features(b=4, c=3, h=6, w=7, seed=5, relu=relu).double()
+    perm = torch.tensor([2, 3, 1, 0])
+    monkeypatch.setattr("dgbench.augmenters.efdmix.partner_indices", lambda b, mix, device: perm)
+    out = AUGMENTERS.get("hm")(p=1.0, bins=0).train()(x)
+    for b in range(4):
+        for c in range(3):
+            ref = _cdf_match_reference(x[b, c].numpy(), x[perm[b], c].numpy())
+            np.testing.assert_allclose(out[b, c].numpy(), ref, rtol=1e-12, atol=1e-12)
+    if relu:
+        zeros = x[0, 0] == 0
+        assert zeros.sum() > 1 and out[0, 0][zeros].unique().numel() == 1
+
+
+def test_mixhm_mixes_the_match_with_beta_lambdas(monkeypatch):
+    x = features(b=4, c=2, h=5, w=5, relu=False)
+    lam = torch.tensor([0.0, 0.25, 0.5, 1.0]).view(4, 1, 1, 1)
+    monkeypatch.setattr(AUGMENTERS.get("mixhm"), "weights", lambda self, b, x: lam)
+    torch.manual_seed(0)
+    mixed = AUGMENTERS.get("mixhm")(p=1.0).train()(x)
+    torch.manual_seed(0)
+    matched = AUGMENTERS.get("hm")(p=1.0, bins=0).train()(x)  # mixhm matches as scikit-image
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * matched)
+    assert AUGMENTERS.get("mixhm")().alpha == 0.1 and AUGMENTERS.get("mixhm")().bins == 0
 
 
 @pytest.mark.parametrize("relu", [True, False])
