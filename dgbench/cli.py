@@ -46,6 +46,11 @@ def cmd_list(ns: argparse.Namespace) -> int:
     from dgbench.config import preset_names
     from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
 
+    if ns.kind == "fidelity":  # docs/fidelity.md
+        from dgbench.fidelity import markdown
+
+        print(markdown(), end="")
+        return 0
     if ns.markdown:
         if ns.kind != "augmenters":
             raise DGBenchError("--markdown is for 'dgbench list augmenters'")
@@ -175,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
 
-    lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones")
-    lst.add_argument("kind", nargs="?",
-                     choices=["augmenters", "datasets", "protocols", "backbones", "presets"])
+    lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones; "
+                         "presets; the fidelity table")
+    lst.add_argument("kind", nargs="?", choices=["augmenters", "datasets", "protocols",
+                                                 "backbones", "presets", "fidelity"])
     lst.add_argument("--markdown", action="store_true",
                      help="augmenters: the docs/augmenters.md table (paper, defaults, ...)")
     lst.set_defaults(func=cmd_list)
