@@ -41,8 +41,9 @@ def contract_tests() -> list[tuple[str, object, list[dict]]]:
     for name, fn in vars(T).items():
         all_marks = getattr(fn, "pytestmark", [])
         marks = [m for m in all_marks if m.name == "parametrize"]
-        if not name.startswith("test_") or not any(m.args[0] == "name" for m in marks):
-            continue
+        if not name.startswith("test_") or not any(
+                m.args[0] == "name" and m.args[1] is T.ALL for m in marks):
+            continue  # not a test of the whole registry
         if any(m.name == "skipif" and m.args[0] for m in all_marks):
             continue  # as pytest skips it here (e.g. no CUDA)
         others = [(m.args[0], m.args[1]) for m in marks if m.args[0] != "name"]
