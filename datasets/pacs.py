@@ -306,9 +306,14 @@ class PACS(DomainDataset):
     supports_cache = True
     mean, std = IMAGENET_MEAN, IMAGENET_STD
 
-    def cache_source(self) -> tuple[Path, list[str]]:
+    def image_files(self) -> tuple[Path, list[str]]:
         files = {rel for d in DOMAINS for part in self.splits[d].values() for rel, _ in part}
         return self.layout.images, sorted(files)
+
+    def drop_files(self, files: set[str]) -> None:
+        for parts in self.splits.values():
+            for split, items in parts.items():
+                parts[split] = [it for it in items if it[0] not in files]
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
         from dgbench.imagecache import CachedDomainSet
@@ -348,5 +353,7 @@ class PACS(DomainDataset):
             "layout": self.layout.name,
             "excluded": list(self.excluded),
             "official_splits": self.layout.splits is not None,
+            **({"skipped_images": dict(self.skipped_images)}
+               if getattr(self, "skipped_images", None) else {}),
             "split_sha256_16": hashlib.sha256(listing.encode()).hexdigest()[:16],
         }

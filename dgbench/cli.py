@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
-from dgbench.errors import DGBenchError
+from dgbench.errors import DGBenchError, explain_os_error, one_line
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -145,12 +147,17 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand with the common options and help that shows defaults."""
+    return sub.add_parser(name, parents=[COMMON], formatter_class=Formatter, **kwargs)
+
+
 def _add_run(sub: Any) -> None:
     from dgbench import config as C
 
-    run = sub.add_parser(
-        "run", help="train and evaluate runs, then print the comparison table",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=C.keys_help(),
+    run = _command(
+        sub, "run", help="train and evaluate runs, then print the comparison table",
+        epilog=C.keys_help(),
         description="Plan the runs of an experiment (augmenters x splits x seeds), train the "
         "ones not finished yet, and print the table. Lists are comma-separated.",
     )
@@ -162,39 +169,46 @@ def _add_run(sub: Any) -> None:
     for flag in C.FLAGS:  # each sets one config key
         if flag.const is not None:
             value = str(flag.const).lower()
-            run.add_argument(flag.name, action="store_true", help=f"{flag.help} ({flag.key}={value})")
+            run.add_argument(flag.name, action="store_true",
+                             help=f"{flag.help} ({flag.key}={value})")
         else:
-            run.add_argument(flag.name, metavar=flag.metavar, help=f"{flag.help} ({flag.key})")
-    run.add_argument("--out", default="results", metavar="DIR", help="results root (default results)")
+            default = C.FIELDS[flag.key].default
+            run.add_argument(flag.name, metavar=flag.metavar,
+                             help=f"{flag.help} ({flag.key}; code default {default!r})")
+    run.add_argument("--out", default="results", metavar="DIR", help="results root")
     run.add_argument("--force", action="store_true", help="redo finished runs")
-    run.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check and list the runs, train nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     run.set_defaults(func=cmd_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dgbench", description="Benchmark feature-level domain-generalization augmenters."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from dgbench import __version__
+
+    parser = Parser(prog="dgbench", parents=[COMMON], formatter_class=Formatter,
+                    description="Benchmark feature-level domain-generalization augmenters.")
+    parser.add_argument("--version", action="version", version=f"dgbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
     _add_run(sub)
 
-    lst = sub.add_parser("list", help="registered augmenters, datasets, protocols, backbones; "
-                         "presets; the fidelity table")
+    lst = _command(sub, "list", help="registered augmenters, datasets, protocols, backbones; "
+                   "presets; the fidelity table")
     lst.add_argument("kind", nargs="?", choices=["augmenters", "datasets", "protocols",
                                                  "backbones", "presets", "fidelity"])
     lst.add_argument("--markdown", action="store_true",
                      help="augmenters: the docs/augmenters.md table (paper, defaults, ...)")
     lst.set_defaults(func=cmd_list)
 
-    data = sub.add_parser("data", help="show what a dataset's loader finds: layout, sizes, problems")
+    data = _command(sub, "data", help="show what a dataset's loader finds: layout, sizes, problems")
     data.add_argument("name", help="a registered dataset, e.g. pacs")
     data.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
     data.set_defaults(func=cmd_data)
 
-    down = sub.add_parser(
-        "download", help="fetch a dataset's public archive and verify it (needs internet)",
+    down = _command(
+        sub, "download", help="fetch a dataset's public archive and verify it (needs internet)",
         description="Download, verify (archive sha256 if given; content digests always) and "
         "unpack into DEST/<NAME>; nothing is left in DEST when a check fails.",
     )
@@ -206,18 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--no-progress", action="store_true", help="no progress bar")
     down.set_defaults(func=cmd_download)
 
-    synth = sub.add_parser(
-        "synth-reid", help="write a generated Market-1501 + GRID stand-in (real layouts) to DEST",
+    synth = _command(
+        sub, "synth-reid",
+        help="write a generated Market-1501 + GRID stand-in (real layouts) to DEST",
         description="Generated person images in the exact Market-1501 and GRID layouts and "
         "file names, for tests and CPU smoke runs of the reid protocol; not a benchmark.",
     )
-    synth.add_argument("dest", help="folder to write Market-1501-v15.09.15/ and underground_reid/ in")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("dest",
+                       help="folder to write Market-1501-v15.09.15/ and underground_reid/ in")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     synth.add_argument("--scale", type=int, default=1, help="multiply the number of identities")
     synth.set_defaults(func=cmd_synth_reid)
 
-    ins = sub.add_parser(
-        "inspect", help="what each augmenter does to a feature distribution (moments, W1)",
+    ins = _command(
+        sub, "inspect", help="what each augmenter does to a feature distribution (moments, W1)",
         description="Run a content and a style image through a backbone to --block, restyle the "
         "content's features with each augmenter (lambda 0, the style as partner) and compare "
         "per-channel mean, std, skewness, kurtosis and 1-Wasserstein distance to the style's.",
@@ -225,23 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--aug", default="adain,hm,efdm",
                      help="augmenters, with arguments as NAME:K=V, e.g. adain,hm:bins=8,efdm")
     ins.add_argument("--dataset", default="digits", help="where sampled images come from")
-    ins.add_argument("--data-root", metavar="DIR")
-    ins.add_argument("--domains", metavar="A,B", help="content and style domains (default the first two)")
+    ins.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    ins.add_argument("--domains", metavar="A,B",
+                     help="content and style domains (default: the dataset's first two)")
     ins.add_argument("--content", metavar="PATH", help="content image (with --style)")
     ins.add_argument("--style", metavar="PATH", help="style image (with --content)")
     ins.add_argument("--block", default="layer1", help="submodule whose output is inspected")
-    ins.add_argument("--backbone", metavar="NAME")
-    ins.add_argument("--image-size", metavar="N")
+    ins.add_argument("--backbone", metavar="NAME", help="default: the dataset's recommended one")
+    ins.add_argument("--image-size", metavar="N", help="default: the dataset's recommended size")
     ins.add_argument("--pretrained", action="store_true",
                      help="ImageNet weights (downloads; used anyway when already cached)")
     ins.add_argument("--weights", metavar="PATH", help="local backbone checkpoint")
-    ins.add_argument("--seed", type=int, default=0)
+    ins.add_argument("--seed", type=int, default=0,
+                     help="seeds the image sampling, the initialisation and the augmenters")
     ins.add_argument("--per-channel", action="store_true", help="also print every channel")
     ins.add_argument("--plot", metavar="PNG", help="per-channel histograms (needs matplotlib)")
     ins.add_argument("--channels", type=int, default=4, help="channels to plot (default 4)")
     ins.set_defaults(func=cmd_inspect)
 
-    tab = sub.add_parser("table", help="render the comparison table of a results folder")
+    tab = _command(sub, "table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
     tab.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
     tab.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
@@ -261,7 +279,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default (where it has one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default is not None and action.default is not False \
+            and action.default is not argparse.SUPPRESS
+        if action.option_strings and shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+COMMON = argparse.ArgumentParser(add_help=False)
+COMMON.add_argument("--debug", action="store_true",
+                    help="show the traceback of any error, not only its one line")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with dgbench's error format: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dgbench: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+def _warning(message: Any, category: Any, filename: str, lineno: int, line: Any = None) -> str:
+    return f"dgbench: warning: {one_line(str(message))}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _warning  # one line each, like the errors
     parser = build_parser()
     ns, extra = parser.parse_known_args(argv)
     if ns.command == "run":  # KEY=VALUE overrides anywhere on the command line, not only at the end
@@ -271,12 +318,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return ns.func(ns)
-    except DGBenchError as exc:
-        print(f"dgbench: error: {exc}", file=sys.stderr)
+    except (DGBenchError, OSError) as exc:  # the user can fix these: one line, exit 2
+        if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like
+            sys.stderr.close()
+            return 0
+        text = str(exc) if isinstance(exc, DGBenchError) else explain_os_error(exc)
+        print(f"dgbench: error: {one_line(text)}", file=sys.stderr)
+        if ns.debug:
+            traceback.print_exc()
         return 2
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         print("dgbench: interrupted; finished runs are kept, rerun to continue", file=sys.stderr)
         return 130
+    except Exception:  # a bug in dgbench: say so, and show where
+        print("dgbench: internal error (a bug in dgbench; please report it with this "
+              "traceback):", file=sys.stderr)
+        traceback.print_exc()
+        return 1

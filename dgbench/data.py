@@ -74,9 +74,27 @@ class DomainDataset:
     #: whether :meth:`cached_subset` exists (a decoded-image cache, dgbench.imagecache)
     supports_cache: ClassVar[bool] = False
 
-    def cache_source(self) -> tuple[Path, list[str]]:
-        """The folder and the files (relative paths) the image cache decodes."""
-        raise NotImplementedError
+    def image_files(self) -> tuple[Path, list[str]] | None:
+        """The folder and the image files (relative paths) the dataset reads: what the image
+        cache decodes, and what ``data.bad_images=skip`` scans (None: it reads no files)."""
+        return None
+
+    def leave_out(self, unreadable: dict[str, str], mode: str) -> None:
+        """Image files that cannot be read (path -> reason): an error that names them
+        (``mode="error"``), or left out of every split and listed in ``describe()``
+        (``"skip"``)."""
+        folder = self.image_files()[0]  # type: ignore[index]
+        first = next(iter(unreadable))
+        if mode == "error":
+            raise DataError(f"{len(unreadable)} image file(s) cannot be read, e.g. "
+                            f"{folder / first} ({unreadable[first]}); replace or remove them, "
+                            "or set data.bad_images=skip to leave them out")
+        self.skipped_images = {**getattr(self, "skipped_images", {}), **unreadable}
+        self.drop_files(set(unreadable))
+
+    def drop_files(self, files: set[str]) -> None:
+        """Remove the items of these files (relative paths) from every split."""
+        raise DataError(f"{type(self).__name__} cannot leave files out")
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
         """Like :meth:`subset`, from the decoded-image cache (training items un-augmented)."""
@@ -136,12 +154,44 @@ class ImageList(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        from PIL import Image
-
         rel, a, b = self.items[i]
-        with Image.open(self.folder / rel) as im:
-            image = im.convert("RGB")
-        return self.transform(image), a, b
+        return self.transform(read_image(self.folder / rel)), a, b
+
+
+# what PIL raises for a file that is not a readable image (truncated, empty, another format)
+UNREADABLE = (OSError, ValueError, SyntaxError, EOFError)
+
+
+def _rgb(path: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def read_image(path: Path) -> Any:
+    """The RGB image at ``path``; a file that is not a readable image is a DataError naming
+    it (the first read of a damaged file stops the run, never with a bare traceback)."""
+    try:
+        return _rgb(path)
+    except UNREADABLE as exc:
+        raise DataError(f"image {path} cannot be read ({type(exc).__name__}: {exc}); replace "
+                        "or remove it, or set data.bad_images=skip to leave such files out "
+                        "(checked before training)") from None
+
+
+def scan_images(folder: Path, files: Sequence[str], progress: bool = True) -> dict[str, str]:
+    """Decode every file: the ones that cannot be read, with the reason."""
+    from tqdm.auto import tqdm
+
+    bad = {}
+    for rel in tqdm(files, desc="checking images", unit="img", leave=False,
+                    disable=None if progress else True):
+        try:
+            _rgb(folder / rel)
+        except UNREADABLE as exc:
+            bad[rel] = f"{type(exc).__name__}: {exc}"
+    return bad
 
 
 class TensorDomainSet(Dataset):

@@ -1,10 +1,13 @@
 """User-facing errors: anything the user can fix by changing input.
 
-The CLI turns a :class:`DGBenchError` into a one-line message on stderr and exit status 2,
-before any training starts. Bugs in dgbench itself stay ordinary exceptions with tracebacks.
+The CLI turns a :class:`DGBenchError` (and filesystem trouble, an ``OSError``) into a one-line
+message on stderr and exit status 2, before any training starts. Bugs in dgbench itself stay
+ordinary exceptions: their traceback is shown under a line that says it is a bug.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class DGBenchError(Exception):
@@ -28,3 +31,28 @@ class DataError(DGBenchError):
 
 class TrainingError(DGBenchError):
     """Training went wrong in a way the settings explain (a non-finite loss)."""
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is used up; free some space",
+    errno.EACCES: "permission denied; pick a folder you can write to",
+    errno.EPERM: "permission denied; pick a folder you can write to",
+    errno.EROFS: "the file system is read-only; pick another folder",
+    errno.ENOTDIR: "a part of that path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOENT: "it does not exist",
+    errno.EEXIST: "something with that name exists already",
+}
+
+
+def explain_os_error(exc: OSError) -> str:
+    """One line for filesystem trouble: which path, what went wrong, what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = _OS_REASONS.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+    return f"cannot use{where}: {reason}"
+
+
+def one_line(message: str) -> str:
+    """A message folded onto one line (YAML and SciPy errors come in several)."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())

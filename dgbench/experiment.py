@@ -1,15 +1,24 @@
-"""Run a plan: skip finished runs, train the rest, write each record atomically."""
+"""Run a plan: skip finished runs, train the rest, write each record atomically.
+
+A run that fails on something the user can fix (a diverged loss, an unreadable image) leaves
+an ``error.json`` in its folder, so that tables list it as failed, never as a number; with
+``--force`` a finished run keeps its record until the new one is complete.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from dgbench import config as C
+from dgbench.errors import DataError, DGBenchError
 from dgbench.plan import Plan
-from dgbench.records import CONFIG, DONE, RECORD, atomic_write_json, is_done, state
+from dgbench.records import (CONFIG, DONE, ERROR, HISTORY, RECORD, atomic_write_json, is_done,
+                             state)
 
 
 def summary(plan: Plan) -> str:
@@ -26,7 +35,7 @@ def summary(plan: Plan) -> str:
 
 
 def dry_run(plan: Plan, out: str | Path) -> list[str]:
-    """One line per run: its id, label and state (done / unfinished / to run)."""
+    """One line per run: its id, label and state (done / failed / unfinished / to run)."""
     exp_dir = Path(out) / plan.experiment
     return [f"  {run.run_id}  {run.label():<40} {state(exp_dir / run.run_id)}"
             for run in plan.runs]
@@ -40,6 +49,43 @@ def outcome(plan: Plan, record: dict[str, Any]) -> str:
     return f"{plan.task.outcome(record)}  ({timing['wall_s']:.0f} s{rate})"
 
 
+def writable_folder(folder: Path) -> None:
+    """Make ``folder`` (and its parents) or say why it cannot hold results."""
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == folder else f"lies under {parent}, which is a file"
+            raise DataError(f"results folder {folder} {where}; pick another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise DataError(f"results folder {folder} is not writable ({exc.strerror}); pick "
+                        "another --out or fix its permissions") from None
+
+
+def prepare_images(plan: Plan, progress: bool = True) -> Any:
+    """Before any run folder is written: the decoded-image cache the plan's runs read (built
+    or checked once; unreadable files found there), or None where it is not used; with
+    ``data.bad_images=skip`` and no cache, every image file is decoded once to find the
+    unreadable ones and leave them out."""
+    data = plan.config.data
+    if data.cache and plan.dataset.supports_cache:
+        from dgbench import imagecache
+
+        return imagecache.open_for(plan.dataset, data.name, data.image_size, progress,
+                                   bad_images=data.bad_images)
+    if data.bad_images == "skip":
+        from dgbench.data import scan_images
+
+        for dataset in filter(None, (plan.dataset, plan.target)):
+            files = dataset.image_files()
+            bad = scan_images(*files, progress=progress) if files else {}
+            if bad:
+                dataset.leave_out(bad, "skip")
+    return None
+
+
 def execute(
     plan: Plan,
     out: str | Path,
@@ -48,9 +94,9 @@ def execute(
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Train every run of ``plan`` that is not finished yet; return all the plan's records."""
-    from dgbench.train import train_run
-
     exp_dir = Path(out) / plan.experiment
+    writable_folder(exp_dir)
+    cache = prepare_images(plan, progress)
     total = len(plan.runs)
     records = []
     for i, run in enumerate(plan.runs, 1):
@@ -60,16 +106,34 @@ def execute(
             log(f"{head}: finished before, skipped ({run_dir}; --force redoes it)")
             records.append(json.loads((run_dir / RECORD).read_text()))
             continue
-        if run_dir.exists():  # unfinished, or forced: start from a clean folder
-            shutil.rmtree(run_dir)
-        atomic_write_json(
-            run_dir / CONFIG,
-            {"run_id": run.run_id, "label": run.label(), "config": C.to_dict(run.config)},
-        )
-        record = train_run(run, plan.dataset, progress=progress, target=plan.target,
-                           run_dir=run_dir)
-        atomic_write_json(run_dir / RECORD, record)
-        (run_dir / DONE).touch()  # last: only now is the run finished
+        record = _train(plan, run, run_dir, cache, progress)
         log(f"{head}: {outcome(plan, record)}")
         records.append(record)
     return records
+
+
+def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool) -> dict[str, Any]:
+    """One run into ``run_dir``. A finished run being redone keeps its record and history
+    until the new ones are complete; an unfinished or failed one starts from a clean folder."""
+    from dgbench.train import train_run
+
+    redo = is_done(run_dir)
+    if run_dir.exists() and not redo:
+        shutil.rmtree(run_dir)
+    atomic_write_json(run_dir / CONFIG, {"run_id": run.run_id, "label": run.label(),
+                                         "config": C.to_dict(run.config)})
+    (run_dir / ERROR).unlink(missing_ok=True)
+    history = run_dir / (HISTORY + ".new" if redo else HISTORY)
+    try:
+        record = train_run(run, plan.dataset, progress=progress, target=plan.target,
+                           history=history, image_cache=cache)
+    except DGBenchError as exc:  # failed, and marked so: tables count it as failed
+        atomic_write_json(run_dir / ERROR, {"run_id": run.run_id, "label": run.label(),
+                                            "error": str(exc), "type": type(exc).__name__,
+                                            "traceback": traceback.format_exc()})
+        raise
+    atomic_write_json(run_dir / RECORD, record)
+    if redo:
+        history.replace(run_dir / HISTORY)
+    (run_dir / DONE).touch()  # last: only now is the run finished
+    return record

@@ -31,6 +31,8 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,10 +40,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dgbench.data import cache_dir
+from dgbench.data import UNREADABLE, cache_dir
+from dgbench.errors import DataError
 
-FORMAT = 2  # 2: the big view is made from the small one, as Dassl's translation
+FORMAT = 3  # 2: the big view made from the small one (Dassl's); 3: checksums, unreadable files
 VIEWS = ("small", "big", "test")
+
 
 
 def big_size(size: int) -> int:
@@ -72,13 +76,15 @@ def _decode(data: bytes, size: int) -> dict[str, np.ndarray]:
 
 
 class ImageCache:
-    """The memory-mapped views of one (dataset, resolution); ``row(rel)`` finds an image."""
+    """The memory-mapped views of one (dataset, resolution); ``rows[rel]`` finds an image,
+    ``unreadable`` lists the source files that could not be decoded (stored as zeros)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.manifest = json.loads((path / "manifest.json").read_text())
         self.size = self.manifest["size"]
         self.rows = {rel: i for i, rel in enumerate(self.manifest["files"])}
+        self.unreadable: dict[str, str] = self.manifest["unreadable"]
         n = len(self.rows)
         self.views = {
             v: np.memmap(path / f"{v}.u8", dtype=np.uint8, mode="r", shape=(n, 3, *shape))
@@ -90,20 +96,85 @@ class ImageCache:
     @classmethod
     def open_or_build(cls, name: str, folder: Path, files: Sequence[str], size: int,
                       progress: bool = True) -> "ImageCache":
+        """The cache of ``files`` under ``folder`` at ``size``: checked (manifest, sizes and
+        checksums of its views) and used, or (re)built. Damage is said in one line and
+        rebuilt, never read; a killed build's leftovers are removed at the next start."""
         files = sorted(set(files))
         root = cache_dir() / "images"
         target = root / f"{name}-{size}px-{fingerprint(folder, files, size)}"
-        if (target / "manifest.json").is_file():
+        if target.exists() and check(target, files) is None:
             return cls(target)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock = open(root / f".{target.name}.lock", "w")
+        except OSError as exc:
+            raise DataError(f"the image cache folder {root} cannot be written ({exc.strerror}): "
+                            "set DGBENCH_CACHE to a writable folder, or use --no-cache") from None
         import fcntl
 
-        with open(root / f".{target.name}.lock", "w") as lock:
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds it built
-            if not (target / "manifest.json").is_file():
+            for leftover in root.glob(f".{target.name}-*"):  # no builder of ours is running
+                shutil.rmtree(leftover, ignore_errors=True)
+            problem = check(target, files) if target.exists() else "missing"
+            if problem is not None:
+                if target.exists():
+                    warnings.warn(f"image cache {target} is damaged ({problem}); rebuilding it")
+                    shutil.rmtree(target)
                 _build(target, folder, files, size, progress)
                 _remove_stale(target, folder)
         return cls(target)
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def check(path: Path, files: Sequence[str] | None = None) -> str | None:
+    """What is wrong with the cache at ``path`` (None: nothing): its manifest, the files it
+    covers, the size and the checksum of every view."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT:
+            return f"format {manifest.get('format')}, not {FORMAT}"
+        n = len(manifest["files"])
+        if files is not None and manifest["files"] != list(files):
+            return "it covers other files"
+        for view, shape in manifest["shapes"].items():
+            f = path / f"{view}.u8"
+            want = n * 3 * shape[0] * shape[1]
+            if not f.is_file() or f.stat().st_size != want:
+                return f"{f.name} is missing or has {f.stat().st_size if f.is_file() else 0} " \
+                       f"bytes, not {want}"
+            if _crc32(f) != manifest["crc32"][view]:
+                return f"{f.name} does not match its checksum"
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        return f"its manifest cannot be read: {type(exc).__name__}"
+    return None
+
+
+def verify(cache: ImageCache, folder: Path) -> list[str]:
+    """Everything :func:`check` checks, and every source file against the sha256 it was
+    built from and its decoded pixels against the cache's: the problems found."""
+    problems = [p for p in [check(cache.path)] if p]
+    size = cache.size
+    for i, (rel, digest) in enumerate(zip(cache.manifest["files"], cache.manifest["sha256"])):
+        try:
+            data = (folder / rel).read_bytes()
+        except OSError as exc:
+            problems.append(f"{folder / rel}: {exc.strerror}")
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            problems.append(f"{folder / rel} changed since the cache was built")
+        elif rel not in cache.unreadable:
+            views = _decode(data, size)
+            if any(not np.array_equal(views[v], cache.views[v][i]) for v in cache.manifest["shapes"]):
+                problems.append(f"{rel}: the cached pixels differ from a fresh decode")
+    return problems
 
 
 def _remove_stale(current: Path, folder: Path) -> None:
@@ -120,6 +191,8 @@ def _remove_stale(current: Path, folder: Path) -> None:
 
 
 def _build(target: Path, folder: Path, files: list[str], size: int, progress: bool) -> None:
+    """Decode every file into a temporary folder beside ``target``, then rename it into place
+    (readers see all of it or nothing). Unreadable files are stored as zeros and listed."""
     from tqdm.auto import tqdm
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -128,12 +201,16 @@ def _build(target: Path, folder: Path, files: list[str], size: int, progress: bo
                   "test": (size, size)}
         maps = {v: np.memmap(tmp / f"{v}.u8", mode="w+", dtype=np.uint8,
                              shape=(len(files), 3, *shapes[v])) for v in VIEWS}
-        sums, square = [], True
+        sums, square, unreadable = [], True, {}
         for i, rel in enumerate(tqdm(files, desc=f"caching {target.name}", unit="img",
                                      disable=None if progress else True, leave=False)):
             data = (folder / rel).read_bytes()
             sums.append(hashlib.sha256(data).hexdigest())
-            views = _decode(data, size)
+            try:
+                views = _decode(data, size)
+            except UNREADABLE as exc:
+                unreadable[rel] = f"{type(exc).__name__}: {exc}"
+                continue
             for v in VIEWS:
                 maps[v][i] = views[v]
             square = square and np.array_equal(views["test"], views["small"])
@@ -144,11 +221,20 @@ def _build(target: Path, folder: Path, files: list[str], size: int, progress: bo
             if v not in keep:
                 (tmp / f"{v}.u8").unlink()
         manifest = {"format": FORMAT, "size": size, "folder": str(folder), "files": files,
-                    "sha256": sums, "shapes": {v: list(shapes[v]) for v in keep}}
+                    "sha256": sums, "shapes": {v: list(shapes[v]) for v in keep},
+                    "crc32": {v: _crc32(tmp / f"{v}.u8") for v in keep},
+                    "unreadable": unreadable}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
-        os.replace(tmp, target)  # atomic: readers see all of it or nothing
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp made it private
+        os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class CachedDomainSet(Dataset):
@@ -201,10 +287,16 @@ def apply(small: torch.Tensor, big: torch.Tensor, translate: torch.Tensor, top: 
     return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
 
 
-def open_for(dataset: Any, name: str, size: int, progress: bool = True) -> ImageCache:
-    """The cache of ``dataset`` (registered as ``name``) at ``size``, built if needed."""
-    folder, files = dataset.cache_source()
-    return ImageCache.open_or_build(name, folder, files, size, progress)
+def open_for(dataset: Any, name: str, size: int, progress: bool = True,
+             bad_images: str = "error") -> ImageCache:
+    """The cache of ``dataset`` (registered as ``name``) at ``size``, built if needed. Source
+    files that cannot be decoded stop here, before training (``bad_images="error"``), or are
+    left out of every split of ``dataset`` and listed in its records (``"skip"``)."""
+    folder, files = dataset.image_files()
+    cache = ImageCache.open_or_build(name, folder, files, size, progress)
+    if cache.unreadable:
+        dataset.leave_out(cache.unreadable, bad_images)
+    return cache
 
 
 class BatchAugment:

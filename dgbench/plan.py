@@ -149,6 +149,12 @@ def _sampler(cfg: C.Config, aug: str, kwargs: dict[str, Any]) -> str:
     return sampler
 
 
+def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
+    out = copy.copy(cfg)
+    out.train = train
+    return out
+
+
 def make_plan(cfg: C.Config) -> Plan:
     """Check ``cfg`` and expand it into runs; raises :class:`ConfigError`/`DataError`."""
     from dgbench.device import resolve_device
@@ -179,9 +185,12 @@ def make_plan(cfg: C.Config) -> Plan:
     runs = []
     for name in names:
         sampler = _sampler(cfg, name, kwargs[name])
+        sized = copy.copy(cfg.train)
+        sized.sampler = sampler
         for split in splits:
             if sampler == "domain":
                 task.check_domains(name, dataset, split)
+            task.check_data(_with_train(cfg, sized), split, dataset, target)
             for seed in cfg.seeds:
                 run_cfg = copy.deepcopy(cfg)
                 run_cfg.experiment, run_cfg.seeds, run_cfg.device = experiment, [seed], device

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # reading records needs no torch
 RECORD = "record.json"
 CONFIG = "config.json"
 HISTORY = "history.jsonl"
+ERROR = "error.json"  # a run that failed on something the user can fix
 DONE = "done"
 #: 2 added ``task``; schema 1 records are read as they are (the task is inferred)
 SCHEMA = 2
@@ -111,12 +112,12 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
 
 
 class HistoryLog:
-    """The per-epoch history, appended to ``history.jsonl`` as it is measured (when a run
-    folder is given), so that a crash keeps what was measured."""
+    """The per-epoch history, appended to a JSON-lines file (the run's ``history.jsonl``) as
+    it is measured, when a path is given, so that a crash keeps what was measured."""
 
-    def __init__(self, run_dir: Path | None) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.rows: list[dict[str, Any]] = []
-        self.path = run_dir / HISTORY if run_dir is not None else None
+        self.path = path
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 
@@ -175,8 +176,13 @@ def is_done(run_dir: Path) -> bool:
 
 
 def state(run_dir: Path) -> str:
-    """``done`` (record and marker written), ``unfinished`` (started) or ``to run``."""
-    return "done" if is_done(run_dir) else "unfinished" if run_dir.exists() else "to run"
+    """``done`` (record and marker written), ``failed`` (``error.json``), ``unfinished``
+    (started) or ``to run``."""
+    if is_done(run_dir):
+        return "done"
+    if (run_dir / ERROR).exists():
+        return "failed"
+    return "unfinished" if run_dir.exists() else "to run"
 
 
 def git_commit() -> str | None:

@@ -101,6 +101,16 @@ class ReIDDataset(DomainDataset):
                             f"not {index}")
         return self.splits[index]
 
+    def image_files(self) -> tuple[Path, list[str]]:
+        files = {rel for s in self.splits for part in (s.train, s.query, s.gallery)
+                 for rel, _, _ in part}
+        return self.folder, sorted(files)
+
+    def drop_files(self, files: set[str]) -> None:
+        for s in self.splits:
+            for part in ("train", "query", "gallery"):
+                setattr(s, part, [it for it in getattr(s, part) if it[0] not in files])
+
     def images(self, items: list[Item], train: bool) -> ImageList:
         return ImageList(self.folder, items, reid_transforms(*self.size, train))
 

@@ -30,10 +30,11 @@ from dgbench.tasks import get_task
 
 
 def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
-              target: DomainDataset | None = None, run_dir: Path | None = None) -> Record:
+              target: DomainDataset | None = None, history: Path | None = None,
+              image_cache: Any = None) -> Record:
     """Train and evaluate one run; return its record (not yet written). ``target``: the
-    dataset tested on, for cross-dataset protocols; ``run_dir``: where ``history.jsonl``
-    grows epoch by epoch."""
+    dataset tested on, for cross-dataset protocols; ``history``: the JSON-lines file that
+    grows epoch by epoch; ``image_cache``: the decoded-image cache, if the caller opened it."""
     cfg, seed, task = run.config, run.seed, get_task(dataset.task)
     started, t_start = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(seed)
@@ -44,7 +45,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     # ---- data: the task's parts; the loader hands over ready tensors ---------------------
     cache = augment = None
     if cfg.data.cache and dataset.supports_cache:  # decoded once, augmented per batch
-        cache = imagecache.open_for(dataset, cfg.data.name, cfg.data.image_size, progress)
+        cache = image_cache or imagecache.open_for(dataset, cfg.data.name, cfg.data.image_size,
+                                                   progress, bad_images=cfg.data.bad_images)
         augment = imagecache.BatchAugment(env.device, seed, dataset.mean, dataset.std)
     options, bs = loader_options(cfg.data.num_workers, env.cuda), cfg.data.batch_size
     data = task.data(cfg, run.split, dataset, target, cache,
@@ -68,7 +70,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp_dtype == torch.float16)
 
     # ---- the loop ----------------------------------------------------------------------------
-    history, train_images, train_seconds = HistoryLog(run_dir), 0, 0.0
+    log, train_images, train_seconds = HistoryLog(history), 0, 0.0
     bar = tqdm(total=t.epochs * len(batches), desc=run.label(), unit="step", leave=False,
                disable=None if progress else True, dynamic_ncols=True)  # None: a terminal only
     for epoch in range(t.epochs):
@@ -84,7 +86,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
         row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
                "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
         row["seconds"] = time.perf_counter() - t_epoch
-        history.append(row)
+        log.append(row)
         bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
             f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
@@ -93,7 +95,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               "images_per_s": train_images / train_seconds if train_seconds else None,
               "started": started.isoformat(timespec="seconds"),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    return build_record(run, task, dataset, data.sizes, model, placed, history.rows, final,
+    return build_record(run, task, dataset, data.sizes, model, placed, log.rows, final,
                         timing, env.describe(), cache)
 
 

@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     ns = parser.parse_args()
     ds = PACS(ns.data_root, ns.size)
-    folder, files = ds.cache_source()
+    folder, files = ds.image_files()
     t = time.perf_counter()
     cache = imagecache.ImageCache.open_or_build("pacs", folder, files, ns.size, progress=False)
     print(f"PACS at {ns.size} px, {ns.workers} loader workers, batch {ns.batch}, "

@@ -35,7 +35,7 @@ def pacs(tmp_path) -> PACS:
 
 
 def build(ds: PACS) -> imagecache.ImageCache:
-    folder, files = ds.cache_source()
+    folder, files = ds.image_files()
     return imagecache.ImageCache.open_or_build("pacs", folder, files, SIZE, progress=False)
 
 

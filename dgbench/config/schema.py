@@ -35,6 +35,9 @@ class DataConfig:
     num_workers: int = _f(0, ge=0, help="data-loader worker processes")
     subsample: int | None = _f(None, ge=1, help="at most N images per (domain, split): smoke tests")
     cache: bool = _f(True, help="decoded-image cache + batched augmentation, where supported")
+    bad_images: Literal["error", "skip"] = _f(
+        "error", since="0.2", help="unreadable image files: stop, naming them (before "
+        "training), or leave them out of every split and list them in the records")
 
 
 @dataclass
@@ -98,10 +101,11 @@ class ProtocolConfig:
 
 @dataclass
 class Config:
-    experiment: str | None = _f(None, identity=False, pattern=r"[A-Za-z0-9_.\-]+",
-                                shape="a folder name: letters, digits, '.', '_', '-'",
+    experiment: str | None = _f(None, identity=False, pattern=r"(?!\.+$)[A-Za-z0-9_.\-]+",
+                                shape="a folder name: letters, digits, '.', '_', '-' (not "
+                                "only dots)",
                                 help="results folder; null: <dataset>-<protocol>")
-    seeds: list[int] = _f(factory=lambda: [1], nonempty=True, ge=0, per_run=True)
+    seeds: list[int] = _f(factory=lambda: [1], nonempty=True, ge=0, le=2**32 - 1, per_run=True)
     device: str = _f("auto", pattern=r"auto|cpu|cuda(:\d+)?",
                      shape="auto, cpu, cuda or cuda:N")
     data: DataConfig = field(default_factory=DataConfig)

@@ -61,6 +61,11 @@ class Task:
         than two sampler domains."""
         raise NotImplementedError
 
+    def check_data(self, cfg: Any, split: Split, dataset: Any, target: Any) -> None:
+        """Refuse, before anything is written, a split whose training, validation or test
+        data is empty, or smaller than a batch (say which, and how many images it has)."""
+        raise NotImplementedError
+
     def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
         """The network (``pretrained`` None: as configured); local weights are loaded."""
         raise NotImplementedError
@@ -100,6 +105,25 @@ class Task:
         """Which columns a split's runs feed, as a key shared by the splits of one column:
         a split is its own column by default."""
         return split_title
+
+
+def check_sizes(split: Any, cfg: Any, parts: dict[str, int], train: list[int]) -> None:
+    """Empty parts (named in ``parts``: what -> images) and a batch larger than the training
+    data (``train``: images per sampler domain) are errors that say how many images there are."""
+    from dgbench.errors import DataError
+
+    empty = [what for what, n in parts.items() if n == 0]
+    if empty:
+        raise DataError(f"split {split.name}: {empty[0]} has no images; check the dataset "
+                        "(dgbench data NAME) and data.subsample")
+    bs = cfg.data.batch_size
+    if sum(train) < bs:
+        raise DataError(f"data.batch_size {bs} is larger than the {sum(train)} training images "
+                        f"of split {split.name}; lower data.batch_size")
+    if cfg.train.sampler == "domain" and cfg.train.domain_epoch == "dassl" and min(train) < (bs + 1) // 2:
+        raise DataError(f"train.domain_epoch=dassl draws half a batch ({(bs + 1) // 2}) from "
+                        f"a domain, but a domain of split {split.name} has {min(train)} "
+                        "training images; lower data.batch_size")
 
 
 def get_task(name: str) -> Task:

@@ -14,7 +14,7 @@ from dgbench.device import Env
 from dgbench.errors import ConfigError
 from dgbench.evaluate import count_correct, evaluate_tests
 from dgbench.registry import TASKS
-from dgbench.tasks import RunData, Task
+from dgbench.tasks import RunData, Task, check_sizes
 
 SELECTIONS = {
     "last": "the last-epoch model (the published rule)",
@@ -45,6 +45,14 @@ class Classification(Task):
                 f"{aug} with mix=crossdomain (or train.sampler=domain) needs at least two "
                 f"source domains, but split {split.name} trains on {', '.join(split.sources)}"
                 "; use mix=random")
+
+    def check_data(self, cfg: Any, split: Any, dataset: Any, target: Any) -> None:
+        def size(domain: str, name: str) -> int:
+            return len(subsample(dataset.subset(domain, name, train=False), cfg.data.subsample))
+
+        parts = {f"the {s} part of domain {d}": size(d, s)
+                 for d, s in (*split.train, *split.val, *split.test.values())}
+        check_sizes(split, cfg, parts, [size(d, s) for d, s in split.train])
 
     def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
         from dgbench.models import build_backbone

@@ -16,7 +16,7 @@ from dgbench.device import Env
 from dgbench.errors import ConfigError
 from dgbench.evaluate import evaluate_reid, mean_std
 from dgbench.registry import TASKS
-from dgbench.tasks import RunData, Task
+from dgbench.tasks import RunData, Task, check_sizes
 
 METRICS = {"mAP": "mAP", "rank1": "R1", "rank5": "R5", "rank10": "R10"}
 
@@ -46,6 +46,20 @@ class ReID(Task):
         if len({c for _, _, c in dataset.split(_train_split(split)).train}) < 2:
             raise ConfigError(f"{aug} with mix=crossdomain pairs cameras, but split "
                               f"{split.name} trains on one camera; use mix=random")
+
+    def check_data(self, cfg: Any, split: Any, dataset: Any, target: Any) -> None:
+        k = _train_split(split)
+        items = dataset.split(k).train
+        by_camera = cfg.train.sampler == "domain"
+        train = ([sum(1 for it in items if it[2] == c) for c in sorted({c for _, _, c in items})]
+                 if by_camera else [len(items)])
+        train = [min(n, cfg.data.subsample or n) for n in train]
+        parts = {f"the training set of {split.train[0][0]} split {k}": len(items)}
+        for name, (tgt, index) in split.test.items():
+            s = target.split(int(index))
+            parts.update({f"the query set of {name}": len(s.query),
+                          f"the gallery of {name}": len(s.gallery)})
+        check_sizes(split, cfg, parts, train)
 
     def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
         from dgbench.models import build_reid_model
