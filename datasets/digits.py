@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from dgbench.data import DomainDataset, TensorDomainSet, cache_dir
 from dgbench.errors import DataError
+from dgbench.records import shareable
 from dgbench.registry import DATASETS
 
 VERSION = 2
@@ -110,6 +111,7 @@ def _load_or_build(size: int) -> tuple[dict[str, np.ndarray], Path]:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        shareable(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -20,7 +20,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from dgbench import config as C
     from dgbench.experiment import dry_run, execute, summary
     from dgbench.plan import make_plan, resolve
-    from dgbench.records import load_records
+    from dgbench.records import scan_folder
     from dgbench.tables import build_table, render
 
     user = C.user_settings(vars(ns), ns.preset, ns.config, ns.aug_args, ns.overrides)
@@ -34,13 +34,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
     records = execute(plan, out, force=ns.force, progress=not ns.no_progress)
     print()
     print(render(build_table(records)), end="")
-    try:  # a note when the folder holds more runs than this command's
-        all_records, _ = load_records(out / plan.experiment)
-        if len(all_records) > len(records):
-            print(f"\n{out / plan.experiment} holds {len(all_records)} finished runs; "
-                  f"'dgbench table {out / plan.experiment}' shows them all")
-    except DGBenchError:
-        pass
+    held = scan_folder(out / plan.experiment).records  # more runs than this command's?
+    if len(held) > len(records):
+        print(f"\n{out / plan.experiment} holds {len(held)} finished runs; "
+              f"'dgbench table {out / plan.experiment}' shows them all")
     return 0
 
 

@@ -121,6 +121,7 @@ def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool) -> d
     if run_dir.exists() and not redo:
         shutil.rmtree(run_dir)
     atomic_write_json(run_dir / CONFIG, {"run_id": run.run_id, "label": run.label(),
+                                         "role": run.split.role,
                                          "config": C.to_dict(run.config)})
     (run_dir / ERROR).unlink(missing_ok=True)
     history = run_dir / (HISTORY + ".new" if redo else HISTORY)

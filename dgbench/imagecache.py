@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from dgbench.data import UNREADABLE, cache_dir
 from dgbench.errors import DataError
+from dgbench.records import shareable
 
 FORMAT = 3  # 2: the big view made from the small one (Dassl's); 3: checksums, unreadable files
 VIEWS = ("small", "big", "test")
@@ -225,16 +226,10 @@ def _build(target: Path, folder: Path, files: list[str], size: int, progress: bo
                     "crc32": {v: _crc32(tmp / f"{v}.u8") for v in keep},
                     "unreadable": unreadable}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp made it private
+        shareable(tmp)  # mkdtemp made it private
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class CachedDomainSet(Dataset):

@@ -187,11 +187,11 @@ def inspect_features(aug: str, dataset: str = "digits", data_root: str | None = 
     ds = DATASETS.get(dataset)(data_root, cfg.data.image_size)
     images, where = (_read_images([content, style], cfg.data.image_size) if content or style
                      else _sample_images(ds, dataset, domains, seed))
+    torch.manual_seed(seed)  # the initialisation too: the same seed gives the same figures
     model = build_backbone(cfg.model.backbone, max(ds.num_classes, 1), cfg.model.stem,
                            cfg.model.width, pretrained, weights)
     state = ("ImageNet weights" if pretrained else f"weights from {weights}" if weights
              else "UNTRAINED (random init, seeded): pass --pretrained or --weights for a trained one")
-    torch.manual_seed(seed)
     feats = block_features(model, block, torch.stack(images))
     maps = restyled(feats[0], feats[1], specs, seed)
     return Inspection(where, block, tuple(feats.shape[1:]), cfg.model.backbone, state, maps,

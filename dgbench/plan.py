@@ -149,6 +149,16 @@ def _sampler(cfg: C.Config, aug: str, kwargs: dict[str, Any]) -> str:
     return sampler
 
 
+def _warn_learning_rate(cfg: C.Config) -> None:
+    """A learning rate far above what the dataset recommends usually diverges: say so first."""
+    import warnings
+
+    usual = DATASETS.get(cfg.data.name).defaults.get("train.lr", C.FIELDS["train.lr"].default)
+    if cfg.train.lr >= 1.0 or cfg.train.lr > 50 * usual:
+        warnings.warn(f"train.lr {cfg.train.lr:g} is {cfg.train.lr / usual:.0f}x the "
+                      f"{cfg.data.name} recommendation ({usual:g}); such runs usually diverge")
+
+
 def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
     out = copy.copy(cfg)
     out.train = train
@@ -178,6 +188,7 @@ def make_plan(cfg: C.Config) -> Plan:
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else default_insert(probe)
     check_insert(probe, insert)
 
+    _warn_learning_rate(cfg)
     experiment = cfg.experiment or (
         f"{cfg.data.name}-to-{cfg.protocol.target}" if target is not None
         else f"{cfg.data.name}-{cfg.protocol.name}")

@@ -161,10 +161,19 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        shareable(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def shareable(path: Path) -> None:
+    """The usual permissions (0644 / 0755 under the user's umask), not a temporary file's
+    private ones, so that a lab's shared results folder can be read by colleagues."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -221,30 +230,67 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def load_records(folder: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All finished records under ``folder``, and the configs of unfinished runs.
+@dataclass
+class Folder:
+    """What a results folder holds: finished records, the configs of started runs, the
+    failed runs' ``error.json``, and the files that could not be read (path: why)."""
 
-    Raises :class:`DataError` when the folder does not exist or holds no run at all.
-    """
+    records: list[dict[str, Any]]
+    unfinished: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    skipped: list[str]
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(the parsed file, None), or (None, why it cannot be read)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__
+    if not data.strip():
+        return None, "empty"
+    try:
+        return json.loads(data.decode("utf-8")), None
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON, truncated? ({exc.msg} at line {exc.lineno})"
+
+
+def _is_record(obj: Any) -> bool:
+    return (isinstance(obj, dict) and obj.get("schema") in SCHEMAS
+            and all(k in obj for k in ("run_id", "aug", "seed", "split", "config", "final")))
+
+
+def scan_folder(folder: str | Path) -> Folder:
+    """Every run under ``folder``. Damaged or foreign files are listed in ``skipped``, never
+    read as results; raises :class:`DataError` when the folder does not exist or holds no
+    run at all."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{folder} is not a folder; pass a results folder such as results/digits-lodo")
-    records, unfinished = [], []
+    out = Folder([], [], [], [])
     for cfg_path in sorted(root.rglob(CONFIG)):
         run_dir = cfg_path.parent
         if is_done(run_dir):
-            try:
-                records.append(json.loads((run_dir / RECORD).read_text()))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{run_dir / RECORD} is not valid JSON ({exc}); delete that run folder") from None
+            record, why = _read_json(run_dir / RECORD)
+            if why is None and not _is_record(record):
+                why = "not a dgbench run record (another schema or program)"
+            if why is None:
+                out.records.append(record)
+            else:
+                out.skipped.append(f"{run_dir / RECORD}: {why}")
+            continue
+        error, _ = _read_json(run_dir / ERROR)
+        config, why = _read_json(cfg_path)
+        if isinstance(error, dict):
+            out.failed.append(error)
+        elif isinstance(config, dict):
+            out.unfinished.append(config)
         else:
-            try:
-                unfinished.append(json.loads(cfg_path.read_text()))
-            except json.JSONDecodeError:
-                unfinished.append({"run_id": run_dir.name})
-    if not records and not unfinished:
-        raise DataError(
-            f"no run records under {folder}; run an experiment first, e.g. "
-            "'dgbench run --aug efdmix --protocol lodo'"
-        )
-    return records, unfinished
+            out.skipped.append(f"{cfg_path}: {why or 'not a run config'}")
+    if not (out.records or out.unfinished or out.failed):
+        hint = f" ({len(out.skipped)} unreadable file(s))" if out.skipped else ""
+        raise DataError(f"no run records under {folder}{hint}; run an experiment first, e.g. "
+                        "'dgbench run --aug efdmix --protocol lodo'")
+    return out

@@ -28,8 +28,9 @@ test set       ``test``, ``test_index``, ``test_title``; classification: ``acc``
 config         ``config``: the run's whole resolved config (a dict)
 ============== =====================================================================
 
-Metric values are fractions in [0, 1]. ``frame.attrs["unfinished"]`` lists the runs that
-were started but have no record yet.
+Metric values are fractions in [0, 1]. ``frame.attrs`` holds ``unfinished`` (the configs of
+runs started but not finished), ``failed`` (their ``error.json``) and ``skipped`` (files that
+could not be read, with why).
 """
 
 from __future__ import annotations
@@ -44,12 +45,19 @@ from dgbench import config as C
 
 
 def load(folder: str | Path) -> pd.DataFrame:
-    """Every finished record under ``folder`` as a DataFrame (see the module's columns)."""
-    from dgbench.records import load_records
+    """Every finished record under ``folder`` as a DataFrame (see the module's columns).
+    Damaged or foreign files are skipped with a warning each, and a count."""
+    import warnings
 
-    records, unfinished = load_records(folder)
-    out = frame(records)
-    out.attrs["unfinished"] = unfinished
+    from dgbench.records import scan_folder
+
+    found = scan_folder(folder)
+    for line in found.skipped:
+        warnings.warn(f"skipped {line}")
+    if found.skipped:
+        warnings.warn(f"{len(found.skipped)} file(s) under {folder} skipped: not read as results")
+    out = frame(found.records)
+    out.attrs.update(unfinished=found.unfinished, failed=found.failed, skipped=found.skipped)
     return out
 
 
@@ -65,7 +73,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if len(out):
         out["last"] = out["epoch"] == out.groupby("run_id")["epoch"].transform("max")
-    out.attrs["unfinished"] = []
+    out.attrs.update(unfinished=[], failed=[], skipped=[])
     return out
 
 

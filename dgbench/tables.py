@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dgbench.errors import DataError
+from dgbench.errors import DataError, one_line
 
 FORMATS = ("markdown", "latex", "csv")
 ERRORS = {
@@ -88,6 +88,7 @@ class Table:
     per_target: bool = False
     missing: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "label: error" of runs that failed
     row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
     row_splits: dict[str, set[str]] = field(default_factory=dict)  # the splits of a row's runs
 
@@ -132,13 +133,16 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
     chosen = task.cells(select_epochs(df, select), per_target) if len(df) else df
     df = df[df["role"] == "test"] if len(df) else df  # validation runs fill no column
     unfinished = df.attrs.get("unfinished", [])
-    started = [u["config"] for u in unfinished if "config" in u]
+    started = [u["config"] for u in unfinished if "config" in u and u.get("role", "test") == "test"]
     seeds = sorted({int(s) for s in (chosen["seed"] if len(chosen) else [])}
                    | {c["seeds"][0] for c in started})
     titles = dict(zip(df["split"], df["split_title"])) if len(df) else {}
     pending = [titles.get(t, t) for c in started for t in c["protocol"]["targets"] or []]
-    return _assemble(chosen, seeds, unfinished, pending, protocols[0] if protocols else "?",
-                     task, select, error, per_target)
+    table = _assemble(chosen, seeds, unfinished, pending, protocols[0] if protocols else "?",
+                      task, select, error, per_target)
+    table.failed = [f"{f.get('label', f.get('run_id', '?'))}: {one_line(f.get('error', ''))}"
+                    for f in df.attrs.get("failed", [])]
+    return table
 
 
 def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, Any]],
@@ -166,6 +170,12 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
         row_configs = cells.groupby("variant", sort=False)["config"].first().to_dict()
         row_splits = {r: set(v) for r, v in cells.groupby("variant")["split_title"]}
         rows = sorted(row_configs, key=lambda r: (not r.startswith("none"), r))
+    covered = {task.column_group(t) for titles in splits.values() for t in titles}
+    for title in dict.fromkeys(pending):  # held-out splits with no finished run: empty columns
+        if task.column_group(title) not in covered:
+            for col in task.pending_columns(title, per_target):
+                columns += [] if col in splits else [col]
+                splits[col] = sorted({*splits.get(col, []), title})
     missing = list(dict.fromkeys(
         f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in splits[col]
         for s in seeds if (s, sp) not in members.get((row, col), set())))
@@ -249,6 +259,12 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> 
         notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))
     if table.unfinished:
         notes.append(f"unfinished runs ({len(table.unfinished)}): " + "; ".join(table.unfinished))
+    if table.failed:
+        notes.append(f"failed runs ({len(table.failed)}), not counted: " + "; ".join(table.failed))
+    empty = [c for c in table.columns if not any((r, c) in table.cells for r in table.rows)]
+    if empty:
+        notes.append(f"no finished runs yet for {', '.join(empty)}: its column is empty and "
+                     "no Avg covers it")
     compared, uncompared = paper_comparison(table) if compare_paper else ([], [])
     notes += uncompared
     if compare_paper and not compared and not uncompared:
@@ -273,13 +289,22 @@ def _latex(table: Table, headers: list[str], body: list[list[str]], compared: li
         text = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
         return text.replace("\\$\\textbackslash{}pm\\$", "$\\pm$").replace("±", "$\\pm$")
 
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{table.caption()}}}",
+    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(table.caption())}}}",
              tab(body), "\\end{table}"]
     if compared:
         lines += ["\\begin{table}[t]", "\\centering",
                   "\\caption{Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, "
                   "ICLR 2021).}", tab(compared), "\\end{table}"]
     return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
+
+
+TEX = {"\\": "\\textbackslash{}", "%": "\\%", "&": "\\&", "_": "\\_", "#": "\\#", "$": "\\$",
+       "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\^{}", "±": "$\\pm$"}
+
+
+def tex(text: str) -> str:
+    """``text`` safe in LaTeX: its special characters escaped, ± as $\\pm$."""
+    return "".join(TEX.get(ch, ch) for ch in text)
 
 
 def _csv(table: Table) -> str:

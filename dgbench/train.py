@@ -76,11 +76,11 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     for epoch in range(t.epochs):
         lr = set_lr(optimizer, t, epoch)
         t_epoch = time.perf_counter()
-        loss, train_acc, seen, steps = train_epoch(model, batches, optimizer, scaler, env,
-                                                   t.label_smoothing, bar)
-        if not math.isfinite(loss):
+        loss, train_acc, seen, steps, bad_step = train_epoch(model, batches, optimizer, scaler,
+                                                             env, t.label_smoothing, bar)
+        if bad_step >= 0:
             bar.close()
-            raise diverged(run, epoch, loss, lr)
+            raise diverged(run, epoch, bad_step, lr)
         train_seconds += time.perf_counter() - t_epoch
         train_images += seen
         row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
@@ -101,11 +101,13 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, env: Env, label_smoothing: float,
-                bar: Any) -> tuple[float, float, int, int]:
-    """One pass over ``batches``: (mean loss, training accuracy, images seen, steps)."""
+                bar: Any) -> tuple[float, float, int, int, int]:
+    """One pass over ``batches``: (mean loss, training accuracy, images seen, steps, the
+    first step whose loss was not finite or -1). Nothing here waits for the device."""
     model.train()
     loss_sum = torch.zeros((), device=env.device)
     correct = torch.zeros((), dtype=torch.long, device=env.device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=env.device)
     seen = steps = 0
     for images, labels in batches:
         with env.autocast():
@@ -117,20 +119,23 @@ def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.
         scaler.update()
         loss_sum += loss.detach() * labels.numel()  # stays on the device: no sync per step
         correct += (logits.detach().argmax(1) == labels).sum()
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), steps, first_bad)
         seen += labels.numel()
         steps += 1
         bar.update(1)
-    return float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), seen, steps
+    return (float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), seen, steps,
+            int(first_bad))
 
 
-def diverged(run: Run, epoch: int, loss: float, lr: float) -> TrainingError:
+def diverged(run: Run, epoch: int, step: int, lr: float) -> TrainingError:
     """The error for a non-finite training loss, with what usually causes one."""
     args = ", ".join(f"{k}={v}" for k, v in run.config.aug.args.items()) or "none"
     return TrainingError(
-        f"{run.label()}: the training loss became {loss} in epoch {epoch + 1} (lr {lr:g}). "
-        f"Likely causes: a learning rate too high for this model and batch (train.lr="
-        f"{run.config.train.lr:g}), an augmenter setting that breaks the features "
-        f"({run.aug}: {args}), or input data with non-finite values; try a lower train.lr first")
+        f"{run.label()}: the training loss was not finite first at step {step + 1} of epoch "
+        f"{epoch + 1} (lr {lr:g}); the run is marked failed. Likely causes: a learning rate "
+        f"too high for this model and batch (train.lr={run.config.train.lr:g}), an augmenter "
+        f"setting that breaks the features ({run.aug}: {args}), or input data with non-finite "
+        "values; try a lower train.lr first")
 
 
 def seed_everything(seed: int) -> None:

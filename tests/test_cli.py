@@ -295,13 +295,23 @@ def test_history_grows_epoch_by_epoch_in_the_run_folder(results):
     assert record["schema"] == 2 and record["task"] == "classification"
 
 
-def test_a_diverging_run_stops_with_its_likely_causes_and_no_record(results, capsys):
-    assert main(toy(results, "--aug", "efdmix", "--targets", "red", "train.lr=1e30")) == 2
+def test_a_diverging_run_stops_with_its_likely_causes_and_is_marked_failed(results, capsys):
+    with pytest.warns(UserWarning, match="train.lr 1e\\+30 is .* usually diverge"):  # said first
+        assert main(toy(results, "--aug", "efdmix", "--targets", "red", "train.lr=1e30")) == 2
     err = capsys.readouterr().err
-    assert err.startswith("dgbench: error: efdmix seed=1 red: the training loss became")
-    assert "in epoch 1" in err and "train.lr=1e+30" in err and "augmenter setting" in err
-    assert "data" in err and err.count("\n") == 1
+    assert err.startswith("dgbench: error: efdmix seed=1 red: the training loss was not finite")
+    assert "of epoch 1" in err and "train.lr=1e+30" in err and "augmenter setting" in err
+    assert err.count("\n") == 1
     assert not list(results.rglob("record.json"))
+    (failed,) = list(results.rglob("error.json"))
+    assert "not finite" in json.loads(failed.read_text())["error"]
+    assert main(["table", str(results / "toy-lodo")]) == 0  # counted as failed, not as a number
+    out = capsys.readouterr().out
+    assert "failed runs (1), not counted: efdmix seed=1 red" in out and "| efdmix" not in out
+    with pytest.warns(UserWarning):
+        assert main(toy(results, "--aug", "efdmix", "--targets", "red", "train.lr=1e30",
+                        "--dry-run")) == 0
+    assert capsys.readouterr().out.rstrip().endswith("failed")
 
 
 def test_outcome_without_a_speed():

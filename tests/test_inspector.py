@@ -66,3 +66,13 @@ def test_inspect_command_prints_and_plots(tmp_path, capsys):
     assert main(["inspect", "--dataset", "toy", "--block", "nothere"]) == 2
     assert main(["inspect", "--dataset", "toy", "--content", "only-one.png"]) == 2
     assert main(["inspect", "--dataset", "toy", "--image-size", "big"]) == 2  # text is checked
+
+
+def test_the_same_seed_gives_the_same_figures(capsys):
+    from dgbench.cli import main
+
+    outputs = []
+    for _ in range(2):
+        assert main(["inspect", "--aug", "adain,efdm", "--seed", "3"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and "UNTRAINED" in outputs[0]

@@ -101,6 +101,10 @@ class Task:
     def caption(self, table: Any) -> str:
         raise NotImplementedError
 
+    def pending_columns(self, split_title: str, per_target: bool) -> list[str]:
+        """The columns a split with no finished run would fill (shown empty)."""
+        return [] if per_target else [split_title]
+
     def column_group(self, split_title: str) -> str:
         """Which columns a split's runs feed, as a key shared by the splits of one column:
         a split is its own column by default."""

@@ -126,6 +126,9 @@ class ReID(Task):
                                 "order": (0, 10 + i), "value": float(first[metric])})
         return pd.DataFrame(out)
 
+    def pending_columns(self, split_title: str, per_target: bool) -> list[str]:
+        return [f"{self.column_group(split_title)} {short}" for short in METRICS.values()]
+
     def column_group(self, split_title: str) -> str:
         """The runs of every source split of a direction feed its columns."""
         return split_title.split("#")[0]
