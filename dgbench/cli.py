@@ -89,12 +89,25 @@ def cmd_table(ns: argparse.Namespace) -> int:
 
 
 def cmd_data(ns: argparse.Namespace) -> int:
+    from dgbench import config as C
     from dgbench.plan import resolve
     from dgbench.registry import DATASETS
 
-    cfg = resolve({"data.name": ns.name}).data  # the dataset's own image size
-    dataset = DATASETS.get(ns.name)(ns.data_root, cfg.image_size)
-    print(f"dataset {ns.name}: {DATASETS.entry(ns.name).description}")
+    verify = ns.words[0] == "verify"
+    if len(ns.words) != 1 + verify:
+        raise DGBenchError("usage: dgbench data NAME, or dgbench data verify NAME")
+    name = ns.words[-1]
+    user = {"data.name": name}
+    if ns.image_size is not None:
+        C.set_value(user, "data.image_size", ns.image_size, from_text=True)
+    cfg = resolve(user).data  # the dataset's own image size unless given
+    dataset = DATASETS.get(name)(ns.data_root, cfg.image_size)
+    if verify:
+        from dgbench.imagecache import verify_dataset
+
+        print(verify_dataset(dataset, name, cfg.image_size))
+        return 0
+    print(f"dataset {name}: {DATASETS.entry(name).description}")
     print("\n".join(dataset.report()))
     return 0
 
@@ -199,9 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="augmenters: the docs/augmenters.md table (paper, defaults, ...)")
     lst.set_defaults(func=cmd_list)
 
-    data = _command(sub, "data", help="show what a dataset's loader finds: layout, sizes, problems")
-    data.add_argument("name", help="a registered dataset, e.g. pacs")
+    data = _command(sub, "data", help="show what a dataset's loader finds: layout, sizes, "
+                    "problems; 'data verify NAME' checks its image cache in full")
+    data.add_argument("words", nargs="+", metavar="[verify] NAME",
+                      help="a registered dataset, e.g. pacs; 'verify pacs' checks the decoded-"
+                      "image cache: manifest, checksums, sources and pixels")
     data.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
+    data.add_argument("--image-size", metavar="N",
+                      help="verify: the cache of this size (default: the dataset's)")
     data.set_defaults(func=cmd_data)
 
     down = _command(

@@ -180,15 +180,22 @@ def read_image(path: Path) -> Any:
                         "(checked before training)") from None
 
 
-def scan_images(folder: Path, files: Sequence[str], progress: bool = True) -> dict[str, str]:
-    """Decode every file: the ones that cannot be read, with the reason."""
+def scan_images(folder: Path, files: Sequence[str], progress: bool = True,
+                decode: bool = True) -> dict[str, str]:
+    """The files that cannot be read, with the reason: every file decoded, or (``decode``
+    False, cheap) only its header read, which finds empty, missing and non-image files."""
+    from PIL import Image
     from tqdm.auto import tqdm
 
     bad = {}
     for rel in tqdm(files, desc="checking images", unit="img", leave=False,
                     disable=None if progress else True):
         try:
-            _rgb(folder / rel)
+            if decode:
+                _rgb(folder / rel)
+            else:
+                with Image.open(folder / rel):
+                    pass
         except UNREADABLE as exc:
             bad[rel] = f"{type(exc).__name__}: {exc}"
     return bad

@@ -49,40 +49,42 @@ def outcome(plan: Plan, record: dict[str, Any]) -> str:
     return f"{plan.task.outcome(record)}  ({timing['wall_s']:.0f} s{rate})"
 
 
-def writable_folder(folder: Path) -> None:
-    """Make ``folder`` (and its parents) or say why it cannot hold results."""
+def check_results_folder(folder: Path) -> None:
+    """Say why ``folder`` cannot hold results, if it cannot (without creating anything): a
+    file in its place or above it, or a first existing folder that cannot be written to."""
     for parent in [folder, *folder.parents]:
         if parent.exists() and not parent.is_dir():
             where = "is a file" if parent == folder else f"lies under {parent}, which is a file"
             raise DataError(f"results folder {folder} {where}; pick another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise DataError(f"results folder {folder} is not writable ({exc.strerror}); pick "
-                        "another --out or fix its permissions") from None
+        if parent.exists():
+            try:
+                with tempfile.TemporaryFile(dir=parent):
+                    return
+            except OSError as exc:
+                raise DataError(f"results folder {folder} cannot be written to ({parent}: "
+                                f"{exc.strerror}); pick another --out or fix its permissions") from None
 
 
 def prepare_images(plan: Plan, progress: bool = True) -> Any:
     """Before any run folder is written: the decoded-image cache the plan's runs read (built
-    or checked once; unreadable files found there), or None where it is not used; with
-    ``data.bad_images=skip`` and no cache, every image file is decoded once to find the
-    unreadable ones and leave them out."""
+    or checked once; unreadable files found there), or None where it is not used. Without a
+    cache every image file's header is read (empty and non-image files are found now; a
+    truncated one when first decoded), or with ``data.bad_images=skip`` every file is decoded
+    once, and the unreadable ones are left out."""
     data = plan.config.data
     if data.cache and plan.dataset.supports_cache:
         from dgbench import imagecache
 
         return imagecache.open_for(plan.dataset, data.name, data.image_size, progress,
                                    bad_images=data.bad_images)
-    if data.bad_images == "skip":
-        from dgbench.data import scan_images
+    from dgbench.data import scan_images
 
-        for dataset in filter(None, (plan.dataset, plan.target)):
-            files = dataset.image_files()
-            bad = scan_images(*files, progress=progress) if files else {}
-            if bad:
-                dataset.leave_out(bad, "skip")
+    for dataset in filter(None, (plan.dataset, plan.target)):
+        files = dataset.image_files()
+        bad = scan_images(*files, progress=progress, decode=data.bad_images == "skip") \
+            if files else {}
+        if bad:
+            dataset.leave_out(bad, data.bad_images)
     return None
 
 
@@ -95,8 +97,8 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Train every run of ``plan`` that is not finished yet; return all the plan's records."""
     exp_dir = Path(out) / plan.experiment
-    writable_folder(exp_dir)
-    cache = prepare_images(plan, progress)
+    check_results_folder(exp_dir)
+    cache = prepare_images(plan, progress)  # before any run folder is written
     total = len(plan.runs)
     records = []
     for i, run in enumerate(plan.runs, 1):

@@ -138,6 +138,8 @@ def _crc32(path: Path) -> int:
 def check(path: Path, files: Sequence[str] | None = None) -> str | None:
     """What is wrong with the cache at ``path`` (None: nothing): its manifest, the files it
     covers, the size and the checksum of every view."""
+    if not (path / "manifest.json").is_file():
+        return "its manifest.json is missing"
     try:
         manifest = json.loads((path / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
@@ -282,11 +284,37 @@ def apply(small: torch.Tensor, big: torch.Tensor, translate: torch.Tensor, top: 
     return torch.where(flip.view(b, 1, 1, 1), out.flip(-1), out)
 
 
+def target_path(dataset: Any, name: str, size: int) -> tuple[Path, Path, list[str]]:
+    """Where the cache of ``dataset`` at ``size`` lives (built or not), its source folder
+    and files."""
+    folder, files = dataset.image_files()
+    files = sorted(set(files))
+    return cache_dir() / "images" / f"{name}-{size}px-{fingerprint(folder, files, size)}", folder, files
+
+
+def verify_dataset(dataset: Any, name: str, size: int) -> str:
+    """``dgbench data verify``: the cache checked in full (its manifest, sizes and checksums,
+    each source file against the sha256 it was built from, each image decoded again against
+    its cached pixels). A line saying so, or a DataError naming the first problem."""
+    path, folder, files = target_path(dataset, name, size)
+    if not path.exists():
+        return f"no image cache for {name} at {size} px yet: the first run builds it ({path})"
+    problem = check(path, files)
+    problems = [problem] if problem else verify(ImageCache(path), folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(f"image cache {path} is damaged: {problems[0]}{more}; the next run "
+                        "rebuilds it (or delete the folder)")
+    return f"image cache {path}: {len(files)} images, manifest, checksums and pixels verified"
+
+
 def open_for(dataset: Any, name: str, size: int, progress: bool = True,
              bad_images: str = "error") -> ImageCache:
     """The cache of ``dataset`` (registered as ``name``) at ``size``, built if needed. Source
     files that cannot be decoded stop here, before training (``bad_images="error"``), or are
     left out of every split of ``dataset`` and listed in its records (``"skip"``)."""
+    if dataset.image_files() is None:
+        raise DataError(f"{name} reads no image files: it has no image cache")
     folder, files = dataset.image_files()
     cache = ImageCache.open_or_build(name, folder, files, size, progress)
     if cache.unreadable:

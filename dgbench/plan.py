@@ -80,6 +80,7 @@ def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[
         default = params[key].default
         tp = hints.get(key, type(default) if default not in (None, params[key].empty) else Any)
         kwargs[key] = C.coerce(f"aug.args.{key}", value, tp, isinstance(value, C.CliText))
+        C.check_rules(f"aug.args.{key}", kwargs[key], {})  # no nan or inf
     missing = [n for n, p in params.items() if n not in kwargs]
     if missing:
         raise ConfigError(f"augmenter {name} needs arguments {', '.join(missing)}")

@@ -9,6 +9,7 @@ one with it is skipped unless forced.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -154,7 +155,10 @@ def run_id(cfg: C.Config, data_version: Any = None) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder should be
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -163,6 +167,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         shareable(Path(tmp))
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, say: name the file that could not be written
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

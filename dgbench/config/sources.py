@@ -23,8 +23,11 @@ def flatten_yaml(tree: Any, prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for k, v in tree.items():
         key = f"{prefix}{k}"
+        section = key not in FIELDS and any(leaf.startswith(key + ".") for leaf in FIELDS)
+        if section and not isinstance(v, dict):
+            raise ConfigError(f"{key} must be a mapping of its keys, got {type(v).__name__} {v!r}")
         if isinstance(v, dict) and key not in FIELDS:
-            if not any(leaf.startswith(key + ".") for leaf in FIELDS):
+            if not section:
                 raise unknown_key(key)
             flat.update(flatten_yaml(v, key + "."))
         else:
@@ -35,10 +38,14 @@ def flatten_yaml(tree: Any, prefix: str = "") -> dict[str, Any]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read and check a YAML config file into dotted keys."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a YAML file")
     if not p.is_file():
         raise ConfigError(f"config file {path} not found")
     try:
-        tree = yaml.safe_load(p.read_text()) or {}
+        tree = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     flat: dict[str, Any] = {}
@@ -138,6 +145,8 @@ def user_settings(flags: dict[str, Any], preset: str | None = None, config_file:
         if "=" not in item:
             raise ConfigError(f"unexpected argument {item!r}; overrides look like train.lr=0.01")
         key, value = item.split("=", 1)
+        if not key.strip():
+            raise ConfigError(f"override {item!r} names no key; overrides look like train.lr=0.01")
         set_value(user, key.strip(), value.strip(), from_text=True)
     return user
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from dgbench.config import Stem
 from dgbench.download import weights_facts
-from dgbench.errors import ConfigError, DataError
+from dgbench.errors import ConfigError, DataError, one_line
 from dgbench.registry import BACKBONES
 
 TIMM_PREFIX = "timm:"
@@ -164,7 +164,7 @@ def load_pretrained(model: nn.Module, url: str, name: str | None = None,
     name = name or url.rsplit("/", 1)[1]
     prefix = re.search(r"-([a-f0-9]{6,})\.", name)
     path = pretrained_file(url, name, sha256, prefix.group(1) if prefix else None)
-    _load_state(model, torch.load(path, map_location="cpu", weights_only=True), str(path))
+    _load_state(model, _read_checkpoint(path), str(path))
     model.weights_source = weights_facts(url, path)
 
 
@@ -175,10 +175,21 @@ def load_local_weights(model: nn.Module, path: str, skip_stem: bool = False) -> 
     With ``skip_stem``, a ``conv1`` of another shape (an ImageNet-stem checkpoint into a
     small-stem model) is left out with a warning instead of refused.
     """
+    if Path(path).is_dir():
+        raise DataError(f"--weights {path} is a folder, not a checkpoint file")
     if not Path(path).is_file():
         raise DataError(f"weights file {path} not found; pass an existing checkpoint path")
-    _load_state(model, torch.load(path, map_location="cpu", weights_only=True), path, skip_stem)
+    _load_state(model, _read_checkpoint(path), path, skip_stem)
     model.weights_source = weights_facts(None, Path(path))
+
+
+def _read_checkpoint(path: str | Path) -> Any:
+    """The tensors saved in ``path`` (tensors and plain containers only: ``weights_only``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch raise many kinds for a wrong file
+        raise DataError(f"{path} is not a PyTorch checkpoint torch can read safely "
+                        f"({type(exc).__name__}: {one_line(str(exc))[:200]})") from None
 
 
 def _load_state(model: nn.Module, obj: Any, path: str, skip_stem: bool = False) -> None:

@@ -1,0 +1,409 @@
+"""Bad input, as careless or unlucky users give it: every case exits with status 2, one line
+``dgbench: error: ...`` that names the bad value, no traceback, and writes nothing.
+
+Table-driven: a case is (group, argv, expected text, optional setup). Placeholders in argv:
+``{out}`` a results root that must not exist afterwards, ``{tmp}`` the case's own folder,
+``{pacs}`` a miniature PACS, ``{sr}`` the generated ReID data, ``{done}`` a results folder with
+a finished run (it must be unchanged afterwards). All are refused before any training.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dgbench.cli import main
+
+TOY = ["run", "--dataset", "toy", "--out", "{out}", "--no-progress"]
+PACS = ["run", "--dataset", "pacs", "--data-root", "{tmp}/pacs", "--out", "{out}", "--no-progress",
+        "data.image_size=16", "model.width=8", "model.stem=small", "model.pretrained=false",
+        "--batch-size", "4", "--targets", "photo"]
+REID = ["run", "--preset", "reid-synth-cpu", "--data-root", "{sr}", "--out", "{out}", "--no-progress"]
+
+
+@dataclass
+class Case:
+    group: str
+    argv: list[str]
+    expect: str
+    setup: Callable[[Path, Path], Any] | None = None
+
+
+def write(name: str, text: str | bytes) -> Callable[[Path, Path], None]:
+    def setup(tmp: Path, ws: Path) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return setup
+
+
+def yaml(text: str, expect: str) -> Case:
+    return Case("yaml", [*TOY, "--config", "{tmp}/exp.yaml"], expect, write("exp.yaml", text))
+
+
+def pacs_copy(change: Callable[[Path], None] | None = None) -> Callable[[Path, Path], None]:
+    """The workspace's miniature PACS copied into the case's folder, then damaged."""
+    def setup(tmp: Path, ws: Path) -> None:
+        shutil.copytree(ws / "pacs", tmp / "pacs")
+        if change:
+            change(tmp / "pacs" / "PACS")
+    return setup
+
+
+def split_file(domain: str, part: str, edit: Callable[[list[str]], list[str]]) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        path = root / "splits" / f"{domain}_{part}_kfold.txt"
+        path.write_text("".join(line + "\n" for line in edit(path.read_text().splitlines())))
+    return change
+
+
+def image(rel: str, data: bytes) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        (root / "images" / rel).write_bytes(data)
+    return change
+
+
+def market_copy(change: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    def setup(tmp: Path, ws: Path) -> None:
+        shutil.copytree(ws / "sr", tmp / "sr")
+        change(tmp / "sr")
+    return setup
+
+
+def cache_damage(change: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    """Build the miniature PACS's cache in the case's own cache folder, then damage it."""
+    def setup(tmp: Path, ws: Path) -> None:
+        from dgbench import imagecache
+        from dgbench.datasets.pacs import PACS as Pacs
+
+        shutil.copytree(ws / "pacs", tmp / "pacs")
+        cache = imagecache.open_for(Pacs(str(tmp / "pacs"), 16), "pacs", 16, progress=False)
+        change(cache.path)
+    return setup
+
+
+def flip_byte(name: str) -> Callable[[Path], None]:
+    def change(path: Path) -> None:
+        data = bytearray((path / name).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (path / name).write_bytes(bytes(data))
+    return change
+
+
+def edit_manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def change(path: Path) -> None:
+        manifest = json.loads((path / "manifest.json").read_text())
+        edit(manifest)
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    return change
+
+
+def done_copy(change: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    def setup(tmp: Path, ws: Path) -> None:
+        shutil.copytree(ws / "done", tmp / "copy")
+        change(tmp / "copy")
+    return setup
+
+
+def every_record(edit: Callable[[Path], None]) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        for path in root.rglob("record.json"):
+            edit(path)
+    return change
+
+
+VERIFY = ["data", "verify", "pacs", "--data-root", "{tmp}/pacs", "--image-size", "16"]
+CASES = [
+    # -- flags --------------------------------------------------------------------------------
+    Case("flags", [*TOY, "--aug", "efdmx"], "unknown augmenter 'efdmx'. Did you mean 'efdmix'?"),
+    Case("flags", [*TOY, "--aug", ""], "aug.names must list at least one value"),
+    Case("flags", [*TOY, "--protocol", "lodoo"], "unknown protocol 'lodoo'"),
+    Case("flags", [*TOY, "--dataset", "nope"], "unknown dataset 'nope'"),
+    Case("flags", [*TOY, "--source", "toy2"], "--dataset and --source both set data.name"),
+    Case("flags", [*TOY, "--target", "grid"], "protocol.target / protocol.splits are for"),
+    Case("flags", [*TOY, "--splits", "a"], "protocol.splits[0] must be an integer"),
+    Case("flags", [*REID, "--splits", "-1"], "protocol.splits must be >= 0; got -1"),
+    Case("flags", [*TOY, "--targets", "purple"], "purple not in this protocol's splits"),
+    Case("flags", [*TOY, "--seeds", "a"], "seeds[0] must be an integer"),
+    Case("flags", [*TOY, "--seeds", "-1"], "seeds must be >= 0; got -1"),
+    Case("flags", [*TOY, "--seeds", "1.5"], "seeds[0] must be an integer"),
+    Case("flags", [*TOY, "--seeds", "99999999999"], "seeds must be <= 4294967295"),
+    Case("flags", [*TOY, "--seeds", ""], "seeds must list at least one value"),
+    Case("flags", [*TOY, "--backbone", "resnet19"], "unknown backbone 'resnet19'"),
+    Case("flags", [*TOY, "--backbone", "timm:notamodel"], "unknown timm model 'notamodel'"),
+    Case("flags", [*TOY, "--insert", "layer9"], "insertion point 'layer9' matches no module"),
+    Case("flags", [*TOY, "--insert", "before:"], "insertion point 'before:'"),
+    Case("flags", [*TOY, "--insert", "sideways:layer1"], "insertion point 'sideways:layer1'"),
+    Case("flags", [*TOY, "--insert", "layer1,layer1"], "insertion points repeat: after:layer1"),
+    Case("flags", [*TOY, "--weights", "/nonexistent/w.pth"], "weights file /nonexistent/w.pth not found"),
+    Case("flags", [*TOY, "--weights", "{tmp}/w.pth"], "is not a PyTorch checkpoint",
+         write("w.pth", "just some text\n")),
+    Case("flags", [*TOY, "--weights", "{tmp}"], "is a folder, not a checkpoint file"),
+    Case("flags", [*TOY, "--epochs", "0"], "train.epochs must be >= 1; got 0"),
+    Case("flags", [*TOY, "--epochs", "-3"], "train.epochs must be >= 1; got -3"),
+    Case("flags", [*TOY, "--epochs", "ten"], "train.epochs must be an integer"),
+    Case("flags", [*TOY, "--lr", "0"], "train.lr must be > 0.0; got 0.0"),
+    Case("flags", [*TOY, "--lr", "-1"], "train.lr must be > 0.0"),
+    Case("flags", [*TOY, "--lr", "abc"], "train.lr must be a number"),
+    Case("flags", [*TOY, "--batch-size", "0"], "data.batch_size must be >= 1"),
+    Case("flags", [*TOY, "--batch-size", "100000"],
+         "data.batch_size 100000 is larger than the 54 training images of split red"),
+    Case("flags", [*TOY, "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
+    Case("flags", [*TOY, "--device", "cuda"], "device 'cuda' asked for, but CUDA is not available"),
+    Case("flags", [*TOY, "--experiment", ".."], "experiment must be a folder name"),
+    Case("flags", [*TOY, "--experiment", "a/b"], "experiment must be a folder name"),
+    Case("flags", [*TOY, "--experiment", ""], "experiment must be a folder name"),
+    Case("flags", [*TOY, "--aug-args", "alpha"], "--aug-args expects key=value pairs, got 'alpha'"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "alpha=-1"], "alpha must be > 0; got -1.0"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "p=2"], "p must be in [0, 1]; got 2.0"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "mix=foo"], "mix must be one of random"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "beta=1"],
+         "no augmenter in efdmix takes the argument 'beta'"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "efdmix.beta=1"],
+         "augmenter efdmix has no argument 'beta'"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "alpha=abc"], "aug.args.alpha must be a number"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "mixstyle.alpha=0.3"],
+         "aug.args has a section for mixstyle, which is not among aug.names"),
+    Case("flags", [*TOY, "--aug", "hm", "--aug-args", "bins=-2"], "bins must be >= 0"),
+    Case("flags", [*TOY, "--aug", "hm", "--aug-args", "bins=2.5"], "aug.args.bins must be an integer"),
+    Case("flags", [*TOY, "--preset", "nope"], "unknown preset 'nope'"),
+    Case("flags", [*TOY, "--preset", "digits-compare", "--config", "{tmp}/x.yaml"],
+         "give --preset or --config, not both"),
+    Case("flags", [*TOY, "--config", "{tmp}/missing.yaml"], "missing.yaml not found"),
+    Case("flags", [*TOY, "--aug", "mixstyle", "--aug-args", "mix=crossdomain", "train.sampler=random"],
+         "set train.sampler=domain"),
+    Case("flags", ["run", "--dataset", "toy2", "--out", "{out}", "--aug", "efdmix", "--aug-args",
+                   "mix=crossdomain"], "needs at least two source domains"),
+    Case("flags", [*TOY, "--pretrained"], "pretrained resnet18 weights exist only for model.width=64"),
+    Case("flags", [*TOY, "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    Case("flags", [*TOY, "stray"], "unexpected argument 'stray'"),
+    # -- YAML files ---------------------------------------------------------------------------
+    yaml("train:\n  lr: 5e-5\n", "write 5.0e-5"),
+    yaml("train:\n  epoch: 3\n", "Did you mean 'train.epochs'"),
+    yaml("trian:\n  lr: 0.1\n", "unknown config key 'trian'"),
+    yaml("- 1\n- 2\n", "the config file must be a mapping"),
+    yaml("train: [1,\n", "is not valid YAML"),
+    yaml("train:\n  epochs: 2.5\n", "train.epochs must be an integer, got float 2.5"),
+    yaml("aug:\n  names: efdmix\n", "aug.names must be a list of strings"),
+    yaml("seeds: 1\n", "seeds must be a list of integers"),
+    yaml("aug:\n  args: 3\n", "aug.args must be a mapping"),
+    yaml("train: [1, 2]\n", "train must be a mapping of its keys"),
+    yaml("train:\n", "train must be a mapping of its keys"),
+    yaml("train:\n  lr: .nan\n", "train.lr must be a finite number"),
+    yaml("train:\n  lr: .inf\n", "train.lr must be a finite number"),
+    yaml("aug:\n  names: [efdmix]\n  args: {alpha: '0.3'}\n", "aug.args.alpha must be a number"),
+    yaml("train:\n  schedule: linear\n", "train.schedule must be one of cosine, step, constant"),
+    yaml("model:\n  last_stride: 3\n", "model.last_stride must be one of 1, 2"),
+    yaml("model:\n  pretrained: 1\n", "model.pretrained must be true/false"),
+    yaml("data:\n  name: [toy]\n", "data.name must be a string"),
+    yaml("protocol:\n  targets: red\n", "protocol.targets must be a list of strings, got str 'red'"),
+    yaml("train:\n  momentum: 1.5\n", "train.momentum must be < 1.0"),
+    Case("yaml", [*TOY, "--config", "{tmp}/bin.yaml"], "is not a text file",
+         write("bin.yaml", b"\x00\xff\xfe\x80 garbage")),
+    Case("yaml", [*TOY, "--config", "{tmp}"], "is a folder, not a YAML file"),
+    # -- KEY=VALUE overrides -----------------------------------------------------------------
+    Case("overrides", [*TOY, "train.lrr=0.1"], "Did you mean 'train.lr'"),
+    Case("overrides", [*TOY, "=5"], "override '=5' names no key"),
+    Case("overrides", [*TOY, "train.epochs="], "train.epochs must be an integer"),
+    Case("overrides", [*TOY, "data.image_size=4"], "data.image_size must be >= 8; got 4"),
+    Case("overrides", [*TOY, "data.num_workers=-1"], "data.num_workers must be >= 0"),
+    Case("overrides", [*TOY, "model.width=0"], "model.width must be >= 1"),
+    Case("overrides", [*TOY, "seeds="], "seeds must list at least one value"),
+    Case("overrides", [*TOY, "protocol.targets=purple"], "purple not in this protocol's splits"),
+    Case("overrides", [*TOY, "aug.args.foo.bar=1"], "no augmenter in none takes the argument 'foo'"),
+    Case("overrides", [*TOY, "train.step_epochs=0"], "train.step_epochs must be >= 1"),
+    Case("overrides", [*TOY, "train.label_smoothing=1"], "train.label_smoothing must be < 1.0"),
+    Case("overrides", [*TOY, "train.momentum=-0.1"], "train.momentum must be >= 0.0"),
+    Case("overrides", [*TOY, "data.subsample=0"], "data.subsample must be >= 1"),
+    Case("overrides", [*TOY, "train.amp_dtype=fp8"], "train.amp_dtype must be one of bfloat16, float16"),
+    Case("overrides", [*TOY, "device=cuda:x"], "device must be auto, cpu, cuda or cuda:N"),
+    Case("overrides", [*TOY, "experiment=.."], "experiment must be a folder name"),
+    Case("overrides", [*TOY, "protocol.loo_validation=maybe"], "protocol.loo_validation must be true/false"),
+    Case("overrides", [*TOY, "train.domain_epoch=weird"], "train.domain_epoch must be one of fixed, dassl"),
+    Case("overrides", [*TOY, "data.bad_images=ignore"], "data.bad_images must be one of error, skip"),
+    Case("overrides", [*TOY, "train.weight_decay=-1"], "train.weight_decay must be >= 0.0"),
+    Case("overrides", [*TOY, "model.feature_dim=0"], "model.feature_dim must be >= 1"),
+    Case("overrides", [*TOY, "train.step_gamma=0"], "train.step_gamma must be > 0.0"),
+    Case("overrides", [*TOY, "train.backbone_lr_mult=-1"], "train.backbone_lr_mult must be >= 0.0"),
+    Case("overrides", [*TOY, "data.subsample=1"], "data.batch_size 8 is larger than the 3 training images"),
+    Case("overrides", [*TOY, "train.domain_epoch=dassl", "train.sampler=domain", "--batch-size", "40"],
+         "train.domain_epoch=dassl draws half a batch (20) from a domain"),
+    Case("overrides", [*TOY, "protocol.loo_validation=true", "--protocol", "single"],
+         "protocol.loo_validation applies to --protocol lodo only"),
+    # -- numbers that are not numbers --------------------------------------------------------
+    Case("numeric", [*TOY, "--lr", "nan"], "train.lr must be a finite number; got nan"),
+    Case("numeric", [*TOY, "--lr", "inf"], "train.lr must be a finite number; got inf"),
+    Case("numeric", [*TOY, "train.momentum=nan"], "train.momentum must be a finite number"),
+    Case("numeric", [*TOY, "train.step_gamma=inf"], "train.step_gamma must be a finite number"),
+    Case("numeric", [*TOY, "--aug", "efdmix", "--aug-args", "alpha=inf"],
+         "aug.args.alpha must be a finite number; got inf"),
+    Case("numeric", [*TOY, "--aug", "efdmix", "--aug-args", "p=nan"], "aug.args.p must be a finite number"),
+    Case("numeric", [*TOY, "--aug", "efdmix", "--aug-args", "alpha=1e-400"], "alpha must be > 0; got 0.0"),
+    Case("numeric", [*TOY, "data.image_size=1e3"], "data.image_size must be an integer"),
+    Case("numeric", [*TOY, "train.label_smoothing=-inf"], "train.label_smoothing must be a finite number"),
+    # -- datasets ---------------------------------------------------------------------------
+    Case("datasets", ["run", "--dataset", "pacs", "--out", "{out}"], "no data root given for pacs"),
+    Case("datasets", [*PACS[:3], "--data-root", "{tmp}/nowhere", "--out", "{out}"], "PACS not found"),
+    Case("datasets", PACS, "art_painting_test_kfold.txt is missing",
+         pacs_copy(lambda r: (r / "splits" / "art_painting_test_kfold.txt").unlink())),
+    Case("datasets", PACS, "does not exist",
+         pacs_copy(split_file("photo", "train", lambda ls: ls + ["photo/dog/nothere.jpg 1"]))),
+    Case("datasets", PACS, "label 9 is outside 1..7",
+         pacs_copy(split_file("photo", "train", lambda ls: [ls[0].rsplit(" ", 1)[0] + " 9"] + ls[1:]))),
+    Case("datasets", PACS, "is listed twice",
+         pacs_copy(split_file("cartoon", "train", lambda ls: ls + ls[:1]))),
+    Case("datasets", PACS, "the train part of domain cartoon has no images",
+         pacs_copy(split_file("cartoon", "train", lambda ls: []))),
+    Case("datasets", PACS, "image file(s) cannot be read, e.g.",
+         pacs_copy(image("cartoon/dog/img_1.jpg", b"not an image at all"))),
+    Case("datasets", PACS, "image file(s) cannot be read, e.g.",
+         pacs_copy(image("art_painting/horse/img_2.jpg", b""))),
+    Case("datasets", PACS, "image file(s) cannot be read, e.g.",
+         pacs_copy(lambda r: (r / "images" / "sketch/dog/img_0.png").write_bytes(
+             (r / "images" / "sketch/dog/img_0.png").read_bytes()[:60]))),
+    Case("datasets", [*PACS, "--no-cache"], "cannot be read",
+         pacs_copy(image("cartoon/dog/img_1.jpg", b"GIF89a? no"))),
+    Case("datasets", [*PACS, "--no-cache"], "cannot be read",
+         pacs_copy(image("photo/house/img_0.jpg", b""))),
+    Case("datasets", [*REID[:3], "--data-root", "{tmp}/nowhere", *REID[5:]], "Market-1501 not found"),
+    Case("datasets", [*REID[:3], "--data-root", "{tmp}/sr", *REID[5:]], "cannot read the identity and camera",
+         market_copy(lambda r: (r / "Market-1501-v15.09.15/query/badname.jpg").write_bytes(b"x"))),
+    Case("datasets", [*REID[:3], "--data-root", "{tmp}/sr", *REID[5:]], "features_and_partitions.mat",
+         market_copy(lambda r: (r / "underground_reid/features_and_partitions.mat").unlink())),
+    Case("datasets", [*REID[:3], "--data-root", "{tmp}/sr", *REID[5:]], "is not a readable MATLAB file",
+         market_copy(lambda r: (r / "underground_reid/features_and_partitions.mat").write_bytes(b"zz"))),
+    Case("datasets", [*REID, "--splits", "3,12"], "not in 0..9"),
+    Case("datasets", [*REID, "--target", "market1501"], "protocol.target must differ from data.name"),
+    Case("datasets", ["run", "--dataset", "grid", "--data-root", "{sr}", "--out", "{out}"],
+         "grid is a re-identification dataset"),
+    Case("datasets", [*TOY[:1], "--dataset", "digits", "--out", "{out}", "data.image_size=200"],
+         "digits renders at 16..128 px"),
+    Case("datasets", ["data", "nope"], "unknown dataset 'nope'"),
+    Case("datasets", ["data", "pacs", "--data-root", "{tmp}/nowhere"], "PACS not found"),
+    Case("datasets", ["download", "digits"], "nothing to download for Digits"),
+    # -- the image cache: damage is found, named, and the cache rebuilt at the next run --------
+    Case("cache", VERIFY, "its manifest.json is missing",
+         cache_damage(lambda p: (p / "manifest.json").unlink())),
+    Case("cache", VERIFY, "its manifest cannot be read",
+         cache_damage(lambda p: (p / "manifest.json").write_text('{"format": 3, "si'))),
+    Case("cache", VERIFY, "format 1, not 3", cache_damage(edit_manifest(lambda m: m.update(format=1)))),
+    Case("cache", VERIFY, "small.u8 is missing", cache_damage(lambda p: (p / "small.u8").unlink())),
+    Case("cache", VERIFY, "small.u8 is missing or has",
+         cache_damage(lambda p: (p / "small.u8").write_bytes((p / "small.u8").read_bytes()[:100]))),
+    Case("cache", VERIFY, "big.u8 is missing or has 0 bytes",
+         cache_damage(lambda p: (p / "big.u8").write_bytes(b""))),
+    Case("cache", VERIFY, "small.u8 does not match its checksum", cache_damage(flip_byte("small.u8"))),
+    Case("cache", VERIFY, "it covers other files",
+         cache_damage(edit_manifest(lambda m: m["files"].reverse()))),
+    Case("cache", VERIFY, "changed since the cache was built",
+         cache_damage(edit_manifest(lambda m: m["sha256"].__setitem__(0, "0" * 64)))),
+    # -- records and tables ----------------------------------------------------------------------
+    Case("records", ["table", "{tmp}/nowhere"], "is not a folder"),
+    Case("records", ["table", "{tmp}"], "no run records under"),
+    Case("records", ["table", "{tmp}/copy"], "no run records under",
+         done_copy(every_record(lambda p: p.write_text('{"schema": 2, "run_id"')))),
+    Case("records", ["table", "{tmp}/x.md"], "is not a folder", write("x.md", "text")),
+    Case("records", ["table", "{done}", "--select", "loo"],
+         "--select loo needs the leave-one-domain-out validation runs"),
+    Case("records", ["table", "{done}", "--compare-paper", "--format", "csv"],
+         "--compare-paper renders markdown or latex"),
+    Case("records", ["table", "{done}", "--format", "xml"], "invalid choice: 'xml'"),
+    Case("records", ["table", "{done}", "--select", "oracle"], "invalid choice: 'oracle'"),
+    Case("records", ["table", "{done}", "--output", "{tmp}/file/t.md"], "a part of that path is a file",
+         write("file", "x")),
+    Case("records", ["table", "{tmp}/copy"], "the records mix protocols",
+         done_copy(lambda r: _mix_protocols(r))),
+    # -- the filesystem -------------------------------------------------------------------------
+    Case("filesystem", [*TOY[:3], "--out", "{tmp}/afile"], "results folder {tmp}/afile/toy-lodo lies under",
+         write("afile", "x")),
+    Case("filesystem", [*TOY[:3], "--out", "{tmp}/res", "--experiment", "exp"],
+         "results folder {tmp}/res/exp is a file", write("res/exp", "x")),
+    Case("filesystem", [*TOY[:3], "--out", "/proc/dgbench-results"], "results folder /proc/dgbench-results"),
+    Case("filesystem", ["synth-reid", "{tmp}/f"], "cannot use", write("f", "x")),
+    Case("filesystem", ["download", "pacs", "--dest", "{tmp}/f", "--url", "file:///nowhere.zip"],
+         "cannot use", write("f", "x")),
+    Case("filesystem", ["inspect", "--aug", "adain", "--plot", "{tmp}/no/such/dir/x.png"], "cannot use"),
+    # -- the other commands ------------------------------------------------------------------
+    Case("flags", ["inspect", "--aug", "nope"], "unknown augmenter 'nope'"),
+    Case("flags", ["inspect", "--block", "nope"], "--block 'nope' is not a submodule"),
+    Case("flags", ["inspect", "--domains", "plain"], "--domains takes two different domains"),
+    Case("flags", ["inspect", "--content", "{tmp}/c.png"], "give both --content and --style"),
+    Case("flags", ["inspect", "--content", "{tmp}/c.png", "--style", "{tmp}/s.png"], "cannot read image"),
+    Case("flags", ["inspect", "--image-size", "abc"], "data.image_size must be an integer"),
+    Case("flags", ["inspect", "--seed", "x"], "invalid int value: 'x'"),
+    Case("flags", ["inspect", "--aug", "hm:bins"], "arguments look like hm:bins=8"),
+    Case("flags", ["list", "nope"], "invalid choice: 'nope'"),
+    Case("flags", ["list", "presets", "--markdown"], "--markdown is for 'dgbench list augmenters'"),
+    Case("flags", ["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+]
+
+
+def _mix_protocols(root: Path) -> None:
+    first = next(root.rglob("record.json"))
+    other = first.parent.parent / "other"
+    shutil.copytree(first.parent, other)
+    record = json.loads((other / "record.json").read_text())
+    record["config"]["protocol"]["name"], record["run_id"] = "single", "other"
+    (other / "record.json").write_text(json.dumps(record))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """The shared workspace: a miniature PACS (noise images), the generated ReID data, and a
+    results folder with one finished toy run."""
+    from test_pacs import make_tree
+
+    from dgbench.synthreid import generate
+
+    root = tmp_path_factory.mktemp("bad-input")
+    make_tree(root / "pacs" / "PACS", "images+splits")
+    rng = np.random.default_rng(0)
+    for f in sorted((root / "pacs" / "PACS" / "images").rglob("*.*")):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(f)
+    generate(root / "sr")
+    assert main(["run", "--dataset", "toy", "--targets", "red", "--out", str(root / "res"),
+                 "--no-progress"]) == 0
+    shutil.move(root / "res" / "toy-lodo", root / "done")
+    return root
+
+
+def _tree(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.group}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_refused_in_one_line(case, ws, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DGBENCH_DATA", raising=False)
+    if case.setup:
+        case.setup(tmp_path, ws)
+    capsys.readouterr()
+    names = {"out": tmp_path / "results", "tmp": tmp_path, "sr": ws / "sr", "done": ws / "done"}
+    argv = [a.format(**names) for a in case.argv]
+    before = _tree(ws / "done")
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exit, in dgbench's format
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("dgbench: warning:")]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("dgbench: error: "), err
+    assert case.expect.format(**names) in lines[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "results").exists()  # nothing written
+    assert _tree(ws / "done") == before
+
+
+def test_the_corpus_covers_every_group():
+    groups = {c.group for c in CASES}
+    assert groups == {"flags", "yaml", "overrides", "numeric", "datasets", "cache", "records",
+                      "filesystem"}
+    assert len(CASES) >= 120
