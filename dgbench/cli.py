@@ -23,6 +23,12 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from dgbench.records import scan_folder
     from dgbench.tables import build_table, render
 
+    if ns.threads is not None:
+        if ns.threads < 1:
+            raise DGBenchError(f"--threads must be at least 1; got {ns.threads}")
+        import torch
+
+        torch.set_num_threads(ns.threads)  # recorded in each record's environment
     user = C.user_settings(vars(ns), ns.preset, ns.config, ns.aug_args, ns.overrides)
     plan = make_plan(resolve(user))
     print(summary(plan), flush=True)
@@ -187,6 +193,9 @@ def _add_run(sub: Any) -> None:
                              help=f"{flag.help} ({flag.key}; code default {default!r})")
     run.add_argument("--out", default="results", metavar="DIR", help="results root")
     run.add_argument("--force", action="store_true", help="redo finished runs")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="torch's CPU threads (default: torch's own choice); results on CPU "
+                     "can depend on it, so each record says how many ran it")
     run.add_argument("--dry-run", action="store_true",
                      help="check and list the runs, train nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -18,8 +18,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def code_block(first_line: str) -> str:
-    """The fenced code block of the README whose first line is ``first_line``."""
-    found = re.search(r"```\w*\n(" + re.escape(first_line) + r"\n.*?)```", README, re.S)
+    """The fenced code block of the README whose first line starts with ``first_line``."""
+    found = re.search(r"```\w*\n(" + re.escape(first_line) + r".*?)```", README, re.S)
     assert found, f"no code block starting with {first_line!r} in the README"
     return found.group(1)
 
@@ -103,3 +103,19 @@ def test_readme_steps_for_a_new_builtin_augmenter(registered, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     (record,) = list(tmp_path.rglob("record.json"))
     assert '"sigma": 0.2' in record.read_text()
+
+
+def test_the_readme_weights_example_works_as_written(tmp_path, monkeypatch):
+    """The two commands of the --weights example, run in a scratch folder (one target and one
+    epoch added, to keep it short)."""
+    import subprocess
+
+    block = code_block('python -c "import torch, torchvision; torch.save(')
+    make, run = [line for line in block.splitlines() if line.strip()]
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(make, shell=True, check=True)
+    argv = run.split("#")[0].split()[1:]
+    assert main([*argv, "--targets", "plain", "--epochs", "1", "--no-progress",
+                 "--out", str(tmp_path / "res")]) == 0
+    (record,) = list((tmp_path / "res").rglob("record.json"))
+    assert '"sha256"' in record.read_text() and "r18.pth" in record.read_text()
