@@ -184,7 +184,8 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
         for u in unfinished]
     expected = {col: len(seeds) * len(splits[col]) for col in columns}
     return Table(rows, columns, values, expected, seeds, protocol, task, select, error,
-                 per_target, missing, unfinished_names, row_configs, row_splits)
+                 per_target, missing=missing, unfinished=unfinished_names,
+                 row_configs=row_configs, row_splits=row_splits)
 
 
 def paper_comparison(table: Table) -> tuple[list[list[str]], list[str]]:
