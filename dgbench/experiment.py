@@ -8,14 +8,14 @@ an ``error.json`` in its folder, so that tables list it as failed, never as a nu
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from dgbench import config as C
-from dgbench.errors import DataError, DGBenchError
+from dgbench.checkpoint import CHECKPOINT
+from dgbench.errors import DataError
 from dgbench.plan import Plan
 from dgbench.records import (CONFIG, DONE, ERROR, HISTORY, RECORD, atomic_write_json, is_done,
                              state)
@@ -114,29 +114,33 @@ def execute(
     return records
 
 
-def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool) -> dict[str, Any]:
-    """One run into ``run_dir``. A finished run being redone keeps its record and history
-    until the new ones are complete; an unfinished or failed one starts from a clean folder."""
+def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
+           keep_checkpoint: bool = False) -> dict[str, Any]:
+    """One run into ``run_dir``, resumed from its checkpoint when it has one. A finished run
+    being redone (``--force``) starts afresh but keeps its record and history until the new
+    ones are complete."""
     from dgbench.train import train_run
 
     redo = is_done(run_dir)
-    if run_dir.exists() and not redo:
-        shutil.rmtree(run_dir)
+    for stale in [run_dir / CHECKPOINT] * redo + list(run_dir.glob(f".{CHECKPOINT}.*.tmp")):
+        stale.unlink(missing_ok=True)  # a forced rerun's old checkpoint; a killed write's part
     atomic_write_json(run_dir / CONFIG, {"run_id": run.run_id, "label": run.label(),
                                          "role": run.split.role,
                                          "config": C.to_dict(run.config)})
     (run_dir / ERROR).unlink(missing_ok=True)
-    history = run_dir / (HISTORY + ".new" if redo else HISTORY)
+    history = HISTORY + ".new" if redo else HISTORY
     try:
         record = train_run(run, plan.dataset, progress=progress, target=plan.target,
-                           history=history, image_cache=cache)
-    except DGBenchError as exc:  # failed, and marked so: tables count it as failed
+                           run_dir=run_dir, image_cache=cache, history_name=history)
+    except Exception as exc:  # failed, and marked so: tables count it as failed
         atomic_write_json(run_dir / ERROR, {"run_id": run.run_id, "label": run.label(),
                                             "error": str(exc), "type": type(exc).__name__,
                                             "traceback": traceback.format_exc()})
         raise
     atomic_write_json(run_dir / RECORD, record)
     if redo:
-        history.replace(run_dir / HISTORY)
+        (run_dir / history).replace(run_dir / HISTORY)
     (run_dir / DONE).touch()  # last: only now is the run finished
+    if not keep_checkpoint:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return record

@@ -116,11 +116,11 @@ class HistoryLog:
     """The per-epoch history, appended to a JSON-lines file (the run's ``history.jsonl``) as
     it is measured, when a path is given, so that a crash keeps what was measured."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.rows: list[dict[str, Any]] = []
+    def __init__(self, path: Path | None, rows: list[dict[str, Any]] = ()) -> None:
+        self.rows: list[dict[str, Any]] = list(rows)  # a resumed run's, from its checkpoint
         self.path = path
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            self.path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

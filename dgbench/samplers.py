@@ -15,7 +15,7 @@ Both draw from the run's seeded torch generator (Dassl draws from Python's ``ran
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +55,14 @@ class DomainPairSampler(_PairSampler):
     def __len__(self) -> int:
         return self.num_batches
 
+    def state_dict(self) -> dict[str, Any]:
+        """What carries from one epoch to the next: the leftover index pools and rounds."""
+        return {"pools": [list(p) for p in self._pools], "rounds": list(self._rounds)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pools = [list(p) for p in state["pools"]]
+        self._rounds = list(state["rounds"])
+
     def _take(self, d: int, n: int) -> list[int]:
         out: list[int] = []
         while len(out) < n:
@@ -86,8 +94,9 @@ class DomainPairSampler(_PairSampler):
 
 class DasslDomainSampler(_PairSampler):
     """Dassl's epoch (``train.domain_epoch=dassl``): without replacement within the epoch,
-    ended by the first drawn domain with fewer than half a batch left. ``len()`` is the
-    length of the epoch about to be drawn (planned ahead, so that progress bars are right)."""
+    ended by the first drawn domain with fewer than half a batch left. Each epoch is drawn
+    when it starts; ``len()`` is the length of one epoch drawn from a copy of the generator
+    (its state is not touched: an estimate, for progress bars)."""
 
     def __init__(self, domain_sizes: Sequence[int], batch_size: int, generator: torch.Generator):
         super().__init__(domain_sizes, batch_size, generator)
@@ -96,14 +105,16 @@ class DasslDomainSampler(_PairSampler):
             raise DataError(f"train.domain_epoch=dassl needs at least {self.half_a} images in "
                             f"every domain (half a batch); domain #{small[0]} has "
                             f"{domain_sizes[small[0]]}: lower data.batch_size")
-        self._planned: list[list[int]] | None = None
+        probe = torch.Generator().manual_seed(0)
+        probe.set_state(generator.get_state())
+        self._length = len(self._plan(probe))
 
-    def _plan(self) -> list[list[int]]:
-        pools = [(torch.randperm(n, generator=self.generator) + off).tolist()
+    def _plan(self, generator: torch.Generator) -> list[list[int]]:
+        pools = [(torch.randperm(n, generator=generator) + off).tolist()
                  for n, off in zip(self.sizes, self.offsets)]
         batches = []
         while True:
-            a, b = torch.randperm(len(self.sizes), generator=self.generator)[:2].tolist()
+            a, b = torch.randperm(len(self.sizes), generator=generator)[:2].tolist()
             batch = pools[a][:self.half_a] + pools[b][:self.half_b]
             del pools[a][:self.half_a], pools[b][:self.half_b]
             batches.append(batch)
@@ -111,14 +122,16 @@ class DasslDomainSampler(_PairSampler):
                 return batches
 
     def __len__(self) -> int:
-        if self._planned is None:
-            self._planned = self._plan()
-        return len(self._planned)
+        return self._length
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._planned if self._planned is not None else self._plan()
-        self._planned = None
-        yield from batches
+        yield from self._plan(self.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # nothing carries from one epoch to the next but the loader's generator
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 DOMAIN_SAMPLERS = {"fixed": DomainPairSampler, "dassl": DasslDomainSampler}

@@ -24,17 +24,19 @@ from dgbench.data import DomainDataset, ReadyBatches, eval_loader, loader_option
 from dgbench.device import Env
 from dgbench.errors import TrainingError
 from dgbench.models import insert_augmenters
-from dgbench.records import HistoryLog, Record, Run, build_record
+from dgbench.checkpoint import Checkpoint
+from dgbench.records import HISTORY, HistoryLog, Record, Run, build_record
 from dgbench.registry import AUGMENTERS
 from dgbench.tasks import get_task
 
 
 def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
-              target: DomainDataset | None = None, history: Path | None = None,
-              image_cache: Any = None) -> Record:
+              target: DomainDataset | None = None, run_dir: Path | None = None,
+              image_cache: Any = None, history_name: str = HISTORY) -> Record:
     """Train and evaluate one run; return its record (not yet written). ``target``: the
-    dataset tested on, for cross-dataset protocols; ``history``: the JSON-lines file that
-    grows epoch by epoch; ``image_cache``: the decoded-image cache, if the caller opened it."""
+    dataset tested on, for cross-dataset protocols; ``run_dir``: where the history grows and
+    the checkpoint of every epoch is kept (a run with a checkpoint there resumes from it);
+    ``image_cache``: the decoded-image cache, if the caller opened it."""
     cfg, seed, task = run.config, run.seed, get_task(dataset.task)
     started, t_start = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(seed)
@@ -69,11 +71,15 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                                 nesterov=t.nesterov)
     scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp_dtype == torch.float16)
 
-    # ---- the loop ----------------------------------------------------------------------------
-    log, train_images, train_seconds = HistoryLog(history), 0, 0.0
-    bar = tqdm(total=t.epochs * len(batches), desc=run.label(), unit="step", leave=False,
-               disable=None if progress else True, dynamic_ncols=True)  # None: a terminal only
-    for epoch in range(t.epochs):
+    # ---- the loop: from the last checkpoint, if the run was interrupted --------------------
+    checkpoint = Checkpoint(run_dir, model, optimizer, scaler, loader, augment and augment.gen)
+    done = checkpoint.restore() or {"epoch": 0, "history": [], "counters": [0, 0.0]}
+    log = HistoryLog(run_dir / history_name if run_dir else None, done["history"])
+    (train_images, train_seconds), start = done["counters"], done["epoch"]
+    bar = tqdm(total=t.epochs * len(batches), initial=start * len(batches), desc=run.label(),
+               unit="step", leave=False, disable=None if progress else True,
+               dynamic_ncols=True)  # disable None: on a terminal only
+    for epoch in range(start, t.epochs):
         lr = set_lr(optimizer, t, epoch)
         t_epoch = time.perf_counter()
         loss, train_acc, seen, steps, bad_step = train_epoch(model, batches, optimizer, scaler,
@@ -87,6 +93,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
         row["seconds"] = time.perf_counter() - t_epoch
         log.append(row)
+        checkpoint.save(epoch + 1, log.rows, [train_images, train_seconds])
         bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
             f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
@@ -94,7 +101,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     timing = {"wall_s": time.perf_counter() - t_start, "train_s": train_seconds,
               "images_per_s": train_images / train_seconds if train_seconds else None,
               "started": started.isoformat(timespec="seconds"),
-              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "resumed_after_epoch": start or None}
     return build_record(run, task, dataset, data.sizes, model, placed, log.rows, final,
                         timing, env.describe(), cache)
 

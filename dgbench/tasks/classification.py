@@ -84,6 +84,8 @@ class Classification(Task):
                 "score": score}
 
     def final(self, model: nn.Module, data: RunData, env: Env) -> dict[str, Any]:
+        if "last" not in data.state:  # resumed after its last epoch: evaluate that model now
+            self.evaluate_epoch(model, data, env)
         val_acc, test, score = data.state["last"]  # the last epoch's evaluation
         return {"val_acc": val_acc, "test": test, "score": score, "selection": "last epoch"}
 
