@@ -37,13 +37,19 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print("\n".join(dry_run(plan, out)))
         return 0
     print(f"writing records under {out / plan.experiment}", flush=True)
-    records = execute(plan, out, force=ns.force, progress=not ns.no_progress)
-    print()
-    print(render(build_table(records)), end="")
-    held = scan_folder(out / plan.experiment).records  # more runs than this command's?
-    if len(held) > len(records):
-        print(f"\n{out / plan.experiment} holds {len(held)} finished runs; "
-              f"'dgbench table {out / plan.experiment}' shows them all")
+    done = execute(plan, out, force=ns.force, progress=not ns.no_progress,
+                   keep_checkpoints=ns.keep_checkpoints)
+    if done.records:
+        print()
+        print(render(build_table(done.records)), end="")
+        held = scan_folder(out / plan.experiment).records  # more runs than this command's?
+        if len(held) > len(done.records):
+            print(f"\n{out / plan.experiment} holds {len(held)} finished runs; "
+                  f"'dgbench table {out / plan.experiment}' shows them all")
+    if done.elsewhere:
+        print(f"{len(done.elsewhere)} run(s) are being trained by other processes; "
+              f"'dgbench status {out}' follows them")
+    done.raise_failures()
     return 0
 
 
@@ -193,6 +199,8 @@ def _add_run(sub: Any) -> None:
                              help=f"{flag.help} ({flag.key}; code default {default!r})")
     run.add_argument("--out", default="results", metavar="DIR", help="results root")
     run.add_argument("--force", action="store_true", help="redo finished runs")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep each run's last checkpoint when it finishes (default: removed)")
     run.add_argument("--threads", type=int, metavar="N",
                      help="torch's CPU threads (default: torch's own choice); results on CPU "
                      "can depend on it, so each record says how many ran it")

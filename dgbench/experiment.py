@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import tempfile
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from dgbench import claims
 from dgbench import config as C
 from dgbench.checkpoint import CHECKPOINT
-from dgbench.errors import DataError
+from dgbench.errors import DataError, DGBenchError, explain_os_error, one_line
 from dgbench.plan import Plan
 from dgbench.records import (CONFIG, DONE, ERROR, HISTORY, RECORD, atomic_write_json, is_done,
                              state)
@@ -88,40 +90,72 @@ def prepare_images(plan: Plan, progress: bool = True) -> Any:
     return None
 
 
-def execute(
-    plan: Plan,
-    out: str | Path,
-    force: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Train every run of ``plan`` that is not finished yet; return all the plan's records."""
+@dataclass
+class Executed:
+    """What :func:`execute` did: the records of the plan's finished runs (trained now or
+    before), the runs that failed (with their error), and those another process holds."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[Any, BaseException]] = field(default_factory=list)
+    elsewhere: list[Any] = field(default_factory=list)
+
+    def raise_failures(self) -> None:
+        """A failed run fails the command, after every other run was given its chance."""
+        if not self.failed:
+            return
+        run, exc = self.failed[0]
+        text = explain_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        first = text if text.startswith(run.label()) else f"{run.label()}: {text}"
+        if not isinstance(exc, (DGBenchError, OSError)):
+            first += f" (an internal error: its traceback is in {ERROR})"
+        if len(self.failed) == 1:
+            raise DGBenchError(first)
+        raise DGBenchError(f"{len(self.failed)} runs failed (each folder's {ERROR} says why); "
+                           f"the first: {first}")
+
+
+def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = True,
+            log: Callable[[str], None] = print, keep_checkpoints: bool = False,
+            claim_timeout: float = claims.TIMEOUT_S) -> Executed:
+    """Train every run of ``plan`` that is neither finished nor held by another process
+    (claims); a run that fails is marked so and the others go on."""
     exp_dir = Path(out) / plan.experiment
     check_results_folder(exp_dir)
     cache = prepare_images(plan, progress)  # before any run folder is written
-    total = len(plan.runs)
-    records = []
+    done = Executed()
     for i, run in enumerate(plan.runs, 1):
-        run_dir = exp_dir / run.run_id
-        head = f"[{i}/{total}] {run.label()}"
+        run_dir, head = exp_dir / run.run_id, f"[{i}/{len(plan.runs)}] {run.label()}"
         if is_done(run_dir) and not force:
             log(f"{head}: finished before, skipped ({run_dir}; --force redoes it)")
-            records.append(json.loads((run_dir / RECORD).read_text()))
+            done.records.append(json.loads((run_dir / RECORD).read_text()))
             continue
-        record = _train(plan, run, run_dir, cache, progress)
-        log(f"{head}: {outcome(plan, record)}")
-        records.append(record)
-    return records
+        claim = claims.acquire(run_dir, claim_timeout)
+        if claim is None:
+            held = claims.read(run_dir) or {}
+            log(f"{head}: being trained by {held.get('host', '?')}:{held.get('pid', '?')}, skipped")
+            done.elsewhere.append(run)
+            continue
+        try:
+            claim.start_heartbeat()
+            record = _train(plan, run, run_dir, cache, progress, keep_checkpoints, redo=force)
+            log(f"{head}: {outcome(plan, record)}")
+            done.records.append(record)
+        except Exception as exc:  # marked failed in its folder; the other runs go on
+            log(f"{head}: FAILED: {one_line(explain_os_error(exc) if isinstance(exc, OSError) else str(exc))}")
+            done.failed.append((run, exc))
+        finally:
+            claim.release()
+    return done
 
 
 def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
-           keep_checkpoint: bool = False) -> dict[str, Any]:
+           keep_checkpoint: bool = False, redo: bool = False) -> dict[str, Any]:
     """One run into ``run_dir``, resumed from its checkpoint when it has one. A finished run
     being redone (``--force``) starts afresh but keeps its record and history until the new
     ones are complete."""
     from dgbench.train import train_run
 
-    redo = is_done(run_dir)
+    redo = redo and is_done(run_dir)
     for stale in [run_dir / CHECKPOINT] * redo + list(run_dir.glob(f".{CHECKPOINT}.*.tmp")):
         stale.unlink(missing_ok=True)  # a forced rerun's old checkpoint; a killed write's part
     atomic_write_json(run_dir / CONFIG, {"run_id": run.run_id, "label": run.label(),
