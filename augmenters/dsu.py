@@ -21,6 +21,7 @@ class DSU(Augmenter):
     detached = "nothing"
     placement = "after conv1 (before bn1), after maxpool, after layer1-4; one instance each"
     cost = "one mean/var pass + batch variance of the statistics"
+    search = {"p": ["uniform", 0.1, 1.0]}
     deviations = ("DSU: a 1x1 feature map or a batch of one sample is returned unchanged; the "
                   "official code returns NaN there (a variance of one value).",)
 

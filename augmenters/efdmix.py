@@ -44,6 +44,7 @@ class EFDMix(Augmenter):
     detached = "nothing: content gets the identity gradient, the partner's sorted values 1 - lambda"
     placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
     cost = "one sort over H x W + one scatter"
+    search = {"alpha": ["log_uniform", 0.01, 1.0], "p": ["uniform", 0.1, 1.0]}
 
     def __init__(
         self, p: float = 0.5, alpha: float = 0.1, mix: str = "random", stable: bool = False
@@ -88,6 +89,7 @@ class EFDM(EFDMix):
     """EFDM (Zhang et al., CVPR 2022): exact histogram matching, a full style swap (lambda 0)."""
 
     placement = "as EFDMix (dgbench's default blocks)"
+    search = {"p": ["uniform", 0.1, 1.0]}
     detached = "nothing: content gets the identity gradient, the partner's sorted values 1"
 
     def __init__(self, p: float = 0.5, mix: str = "random", stable: bool = False) -> None:

@@ -51,6 +51,7 @@ class HistogramMatching(EFDM):
                 "partner (partner_grad=true passes 1 to the partner's values)")
     placement = "as EFDMix (dgbench's default blocks)"
     cost = "one sort over H x W + quantile interpolation"
+    search = {"p": ["uniform", 0.1, 1.0], "bins": ["choice", [0, 8, 16, 64, 256]]}
 
     def __init__(self, p: float = 0.5, bins: int = 64, mix: str = "random", stable: bool = False,
                  partner_grad: bool = False) -> None:
@@ -84,6 +85,8 @@ class MixHistogram(HistogramMatching):
 
     paper = "Zhang et al., EFDM, CVPR 2022 (its MixHistogram: the HM baseline of the DG comparison)"
     placement = "as EFDMix (after layer1-3 / layer1-2, one shared instance)"
+    search = {"alpha": ["log_uniform", 0.01, 1.0], "p": ["uniform", 0.1, 1.0],
+              "bins": ["choice", [0, 8, 16, 64, 256]]}
 
     def __init__(self, p: float = 0.5, alpha: float = 0.1, bins: int = 0, mix: str = "random",
                  stable: bool = False, partner_grad: bool = False) -> None:

@@ -20,6 +20,7 @@ class MixStyle(Augmenter):
     detached = "mean and std (all statistics)"
     placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
     cost = "one mean/var pass over H x W"
+    search = {"alpha": ["log_uniform", 0.01, 1.0], "p": ["uniform", 0.1, 1.0]}
     deviations = ("MixStyle/AdaIN: a 1x1 feature map is returned unchanged; the official code "
                   "returns NaN there (the unbiased variance of one value).",)
 
@@ -63,6 +64,7 @@ class AdaIN(MixStyle):
 
     paper = "Huang and Belongie, Arbitrary Style Transfer in Real-time with AdaIN, ICCV 2017"
     placement = "as MixStyle (dgbench's default blocks)"
+    search = {"p": ["uniform", 0.1, 1.0]}
 
     def __init__(self, p: float = 0.5, eps: float = 1e-6, mix: str = "random") -> None:
         super().__init__(p=p, alpha=1.0, eps=eps, mix=mix)

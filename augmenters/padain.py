@@ -21,6 +21,7 @@ class PermutedAdaIN(Augmenter):
     detached = "the partner's (style) mean and std; the content's are not"
     placement = "after the stem conv and every residual conv, before its BN (never the shortcut): 17 points on ResNet-18, 49 on ResNet-50"
     cost = "one mean/var pass over H x W"
+    search = {"p": ["log_uniform", 0.001, 0.1]}
 
     def __init__(self, p: float = 0.01, eps: float = 1e-5, mix: str = "random") -> None:
         super().__init__()

@@ -45,6 +45,9 @@ class Augmenter(nn.Module):
     cost: ClassVar[str] = "-"
     #: where it knowingly departs from the official code; recorded in the runs that use it
     deviations: ClassVar[tuple[str, ...]] = ()
+    #: its hyperparameter search space, for sweeps: name -> [uniform|log_uniform|int_uniform,
+    #: lo, hi] or [choice, [values]] (dgbench.sweep)
+    search: ClassVar[dict[str, list]] = {}
 
     def extra_repr(self) -> str:
         params = inspect.signature(type(self)).parameters.values()

@@ -1,4 +1,5 @@
-"""The ``dgbench`` command: a thin layer that parses arguments and calls the library.
+"""The ``dgbench`` command line: the parsers, and the error format (the commands themselves are
+in :mod:`dgbench.commands`).
 
 User errors print one line, ``dgbench: error: ...``, and exit with status 2 before anything
 trains or is written.
@@ -10,175 +11,50 @@ import argparse
 import sys
 import traceback
 import warnings
-from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from dgbench.commands import (cmd_data, cmd_download, cmd_inspect, cmd_list, cmd_run,
+                              cmd_status, cmd_sweep, cmd_synth_reid, cmd_table)
 from dgbench.errors import DGBenchError, explain_os_error, one_line
 
 
-def cmd_run(ns: argparse.Namespace) -> int:
-    from dgbench import config as C
-    from dgbench.experiment import dry_run, execute, summary
-    from dgbench.plan import make_plan, resolve
-    from dgbench.records import scan_folder
-    from dgbench.tables import build_table, render
-
-    if ns.threads is not None:
-        if ns.threads < 1:
-            raise DGBenchError(f"--threads must be at least 1; got {ns.threads}")
-        import torch
-
-        torch.set_num_threads(ns.threads)  # recorded in each record's environment
-    user = C.user_settings(vars(ns), ns.preset, ns.config, ns.aug_args, ns.overrides)
-    plan = make_plan(resolve(user))
-    print(summary(plan), flush=True)
-    out = Path(ns.out)
-    if ns.dry_run:
-        print("\n".join(dry_run(plan, out)))
-        return 0
-    print(f"writing records under {out / plan.experiment}", flush=True)
-    done = execute(plan, out, force=ns.force, progress=not ns.no_progress,
-                   keep_checkpoints=ns.keep_checkpoints)
-    if done.records:
-        print()
-        print(render(build_table(done.records)), end="")
-        held = scan_folder(out / plan.experiment).records  # more runs than this command's?
-        if len(held) > len(done.records):
-            print(f"\n{out / plan.experiment} holds {len(held)} finished runs; "
-                  f"'dgbench table {out / plan.experiment}' shows them all")
-    if done.elsewhere:
-        print(f"{len(done.elsewhere)} run(s) are being trained by other processes; "
-              f"'dgbench status {out}' follows them")
-    done.raise_failures()
-    return 0
+def _command(sub: Any, name: str, launcher: bool = False, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand with the common options (and the launcher's) and help that shows defaults."""
+    parents = [COMMON, LAUNCH] if launcher else [COMMON]
+    return sub.add_parser(name, parents=parents, formatter_class=Formatter, **kwargs)
 
 
-def cmd_list(ns: argparse.Namespace) -> int:
-    from dgbench.config import preset_names
-    from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS
-
-    if ns.kind == "fidelity":  # docs/fidelity.md
-        from dgbench.fidelity import markdown
-
-        print(markdown(), end="")
-        return 0
-    if ns.markdown:
-        if ns.kind != "augmenters":
-            raise DGBenchError("--markdown is for 'dgbench list augmenters'")
-        from dgbench.zoo import augmenter_markdown
-
-        print(augmenter_markdown(), end="")
-        return 0
-    kinds = {"augmenters": AUGMENTERS, "datasets": DATASETS, "protocols": PROTOCOLS,
-             "backbones": BACKBONES, "presets": None}
-    chosen = [ns.kind] if ns.kind else list(kinds)
-    for i, kind in enumerate(chosen):
-        reg = kinds[kind]
-        rows = preset_names() if reg is None else {e.name: e.description for e in reg.entries()}
-        if kind == "backbones":
-            rows["timm:NAME"] = "any timm ResNet by name, e.g. timm:resnet26d"
-        print(("\n" if i else "") + f"{kind}:")
-        width = max((len(n) for n in rows), default=0)
-        for name, description in rows.items():
-            print(f"  {name:<{width}}  {description}")
-    return 0
-
-
-def cmd_table(ns: argparse.Namespace) -> int:
-    from dgbench.results import load
-    from dgbench.tables import build_table, render
-
-    table = build_table(load(ns.folder), ns.select, ns.error, ns.per_target)
-    text = render(table, ns.format, ns.compare_paper)
-    if ns.output:
-        from dgbench.records import atomic_write_text
-
-        atomic_write_text(Path(ns.output), text)
-        print(f"wrote {ns.output}")
-    else:
-        print(text, end="")
-    return 0
-
-
-def cmd_data(ns: argparse.Namespace) -> int:
-    from dgbench import config as C
-    from dgbench.plan import resolve
-    from dgbench.registry import DATASETS
-
-    verify = ns.words[0] == "verify"
-    if len(ns.words) != 1 + verify:
-        raise DGBenchError("usage: dgbench data NAME, or dgbench data verify NAME")
-    name = ns.words[-1]
-    user = {"data.name": name}
-    if ns.image_size is not None:
-        C.set_value(user, "data.image_size", ns.image_size, from_text=True)
-    cfg = resolve(user).data  # the dataset's own image size unless given
-    dataset = DATASETS.get(name)(ns.data_root, cfg.image_size)
-    if verify:
-        from dgbench.imagecache import verify_dataset
-
-        print(verify_dataset(dataset, name, cfg.image_size))
-        return 0
-    print(f"dataset {name}: {DATASETS.entry(name).description}")
-    print("\n".join(dataset.report()))
-    return 0
-
-
-def cmd_download(ns: argparse.Namespace) -> int:
-    import os
-
-    from dgbench.registry import DATASETS
-
-    dest = ns.dest or os.environ.get("DGBENCH_DATA") or "data"
-    cls = DATASETS.get(ns.name)
-    facts = cls.download(Path(dest), url=ns.url, sha256=ns.sha256, progress=not ns.no_progress)
-    print(f"{ns.name} installed in {facts['path']} (archive sha256 {facts['archive_sha256']}); "
-          "its files match the reference content digests")
-    print(f"use it with --data-root {dest} (or DGBENCH_DATA={dest}); "
-          f"check it with 'dgbench data {ns.name} --data-root {dest}'")
-    return 0
-
-
-def cmd_synth_reid(ns: argparse.Namespace) -> int:
-    from dgbench.synthreid import generate
-
-    paths = generate(ns.dest, seed=ns.seed, scale=ns.scale)
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    print(f"use them with --data-root {ns.dest}, e.g. dgbench run --preset reid-synth-cpu "
-          f"--data-root {ns.dest}")
-    return 0
-
-
-def cmd_inspect(ns: argparse.Namespace) -> int:
-    from dgbench import inspector
-
-    if ns.plot:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'")
-    found = inspector.inspect_features(
-        ns.aug, ns.dataset, ns.data_root, ns.domains, ns.content, ns.style, ns.block,
-        ns.backbone, ns.image_size, ns.pretrained, ns.weights, ns.seed)
-    print(found.header())
-    print(inspector.render_rows(found.rows, ns.per_channel), end="")
-    if ns.plot:
-        inspector.plot(found.maps, found.rows, ns.plot, ns.channels)
-        print(f"histograms written to {ns.plot}")
-    return 0
-
-
-def _command(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A subcommand with the common options and help that shows defaults."""
-    return sub.add_parser(name, parents=[COMMON], formatter_class=Formatter, **kwargs)
+LAUNCH = argparse.ArgumentParser(add_help=False)
+_l = LAUNCH.add_argument_group("launching (dgbench.launch)")
+_l.add_argument("--launcher", default="local", choices=["local", "ray", "slurm"],
+                help="where runs go: this machine, a Ray cluster, or SLURM through submitit")
+_l.add_argument("--jobs", type=int, default=1, metavar="N",
+                help="local: worker processes at once (one GPU each when there are GPUs)")
+_l.add_argument("--threads", type=int, metavar="N",
+                help="torch CPU threads per run (default: the cores given / --jobs); results "
+                "on a CPU can depend on it, and each record says how many ran it")
+_l.add_argument("--keep-checkpoints", action="store_true",
+                help="keep each run's last checkpoint when it finishes (default: removed)")
+_l.add_argument("--log", choices=["tensorboard"],
+                help="also write TensorBoard event files (metrics.csv is always written)")
+_l.add_argument("--ray-address", metavar="ADDR", help="ray: an existing cluster (default: a "
+                "local Ray started for the command)")
+_l.add_argument("--slurm-partition", metavar="NAME", help="slurm: the partition")
+_l.add_argument("--slurm-time", type=int, default=60, metavar="MIN", help="slurm: minutes per job")
+_l.add_argument("--slurm-gpus", type=int, default=0, metavar="N", help="slurm: GPUs per job")
+_l.add_argument("--slurm-array-parallelism", type=int, default=256, metavar="N",
+                help="slurm: jobs of the array running at once")
+_l.add_argument("--slurm-local", action="store_true",
+                help="slurm: submitit's local executor instead of a cluster (a workstation, tests)")
+_l.add_argument("--wait", action="store_true",
+                help="slurm: wait for the jobs and print the tables (default: submit and return)")
 
 
 def _add_run(sub: Any) -> None:
     from dgbench import config as C
 
     run = _command(
-        sub, "run", help="train and evaluate runs, then print the comparison table",
+        sub, "run", launcher=True, help="train and evaluate runs, then print the comparison table",
         epilog=C.keys_help(),
         description="Plan the runs of an experiment (augmenters x splits x seeds), train the "
         "ones not finished yet, and print the table. Lists are comma-separated.",
@@ -199,11 +75,6 @@ def _add_run(sub: Any) -> None:
                              help=f"{flag.help} ({flag.key}; code default {default!r})")
     run.add_argument("--out", default="results", metavar="DIR", help="results root")
     run.add_argument("--force", action="store_true", help="redo finished runs")
-    run.add_argument("--keep-checkpoints", action="store_true",
-                     help="keep each run's last checkpoint when it finishes (default: removed)")
-    run.add_argument("--threads", type=int, metavar="N",
-                     help="torch's CPU threads (default: torch's own choice); results on CPU "
-                     "can depend on it, so each record says how many ran it")
     run.add_argument("--dry-run", action="store_true",
                      help="check and list the runs, train nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -290,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--plot", metavar="PNG", help="per-channel histograms (needs matplotlib)")
     ins.add_argument("--channels", type=int, default=4, help="channels to plot (default 4)")
     ins.set_defaults(func=cmd_inspect)
+
+    sweep = _command(sub, "sweep", launcher=True,
+                     help="plan and launch a sweep file: a base config, axes, a search")
+    sweep.add_argument("file", help="a sweep YAML file (see dgbench/sweep.py and the README)")
+    sweep.add_argument("--out", default="results", metavar="DIR", help="results root")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="list the runs: done / running / to launch; launch nothing")
+    sweep.set_defaults(func=cmd_sweep)
+
+    status = _command(sub, "status", help="done / running / failed / stale runs of a results root")
+    status.add_argument("results", help="a results root, e.g. results")
+    status.add_argument("--sweep", metavar="FILE", help="also count the runs it plans that have "
+                        "not started")
+    status.set_defaults(func=cmd_status)
 
     tab = _command(sub, "table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")

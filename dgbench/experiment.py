@@ -19,8 +19,8 @@ from dgbench import config as C
 from dgbench.checkpoint import CHECKPOINT
 from dgbench.errors import DataError, DGBenchError, explain_os_error, one_line
 from dgbench.plan import Plan
-from dgbench.records import (CONFIG, DONE, ERROR, HISTORY, RECORD, atomic_write_json, is_done,
-                             state)
+from dgbench.history import HISTORY, HistoryLog
+from dgbench.records import CONFIG, DONE, ERROR, RECORD, atomic_write_json, is_done, state
 
 
 def summary(plan: Plan) -> str:
@@ -116,7 +116,7 @@ class Executed:
 
 def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = True,
             log: Callable[[str], None] = print, keep_checkpoints: bool = False,
-            claim_timeout: float = claims.TIMEOUT_S) -> Executed:
+            claim_timeout: float = claims.TIMEOUT_S, tensorboard: bool = False) -> Executed:
     """Train every run of ``plan`` that is neither finished nor held by another process
     (claims); a run that fails is marked so and the others go on."""
     exp_dir = Path(out) / plan.experiment
@@ -137,7 +137,8 @@ def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = T
             continue
         try:
             claim.start_heartbeat()
-            record = _train(plan, run, run_dir, cache, progress, keep_checkpoints, redo=force)
+            record = _train(plan, run, run_dir, cache, progress, keep_checkpoints, redo=force,
+                            tensorboard=tensorboard)
             log(f"{head}: {outcome(plan, record)}")
             done.records.append(record)
         except Exception as exc:  # marked failed in its folder; the other runs go on
@@ -149,7 +150,8 @@ def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = T
 
 
 def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
-           keep_checkpoint: bool = False, redo: bool = False) -> dict[str, Any]:
+           keep_checkpoint: bool = False, redo: bool = False,
+           tensorboard: bool = False) -> dict[str, Any]:
     """One run into ``run_dir``, resumed from its checkpoint when it has one. A finished run
     being redone (``--force``) starts afresh but keeps its record and history until the new
     ones are complete."""
@@ -162,18 +164,20 @@ def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
                                          "role": run.split.role,
                                          "config": C.to_dict(run.config)})
     (run_dir / ERROR).unlink(missing_ok=True)
-    history = HISTORY + ".new" if redo else HISTORY
+    history = HistoryLog(run_dir, HISTORY + ".new" if redo else HISTORY, tensorboard)
     try:
         record = train_run(run, plan.dataset, progress=progress, target=plan.target,
-                           run_dir=run_dir, image_cache=cache, history_name=history)
+                           run_dir=run_dir, image_cache=cache, history=history)
     except Exception as exc:  # failed, and marked so: tables count it as failed
         atomic_write_json(run_dir / ERROR, {"run_id": run.run_id, "label": run.label(),
                                             "error": str(exc), "type": type(exc).__name__,
                                             "traceback": traceback.format_exc()})
         raise
+    finally:
+        history.close()
     atomic_write_json(run_dir / RECORD, record)
     if redo:
-        (run_dir / history).replace(run_dir / HISTORY)
+        (run_dir / history.name).replace(run_dir / HISTORY)
     (run_dir / DONE).touch()  # last: only now is the run finished
     if not keep_checkpoint:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # reading records needs no torch
 
 RECORD = "record.json"
 CONFIG = "config.json"
-HISTORY = "history.jsonl"
 ERROR = "error.json"  # a run that failed on something the user can fix
 DONE = "done"
 #: 2 added ``task``; schema 1 records are read as they are (the task is inferred)
@@ -110,23 +109,6 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
         environment=environment(),
         deviations=for_run(cfg, task, AUGMENTERS.get(run.aug), cache is not None),
     )
-
-
-class HistoryLog:
-    """The per-epoch history, appended to a JSON-lines file (the run's ``history.jsonl``) as
-    it is measured, when a path is given, so that a crash keeps what was measured."""
-
-    def __init__(self, path: Path | None, rows: list[dict[str, Any]] = ()) -> None:
-        self.rows: list[dict[str, Any]] = list(rows)  # a resumed run's, from its checkpoint
-        self.path = path
-        if self.path is not None:
-            self.path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
-
-    def append(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
 
 
 def canonical(cfg: C.Config) -> dict[str, Any]:

@@ -25,18 +25,20 @@ from dgbench.device import Env
 from dgbench.errors import TrainingError
 from dgbench.models import insert_augmenters
 from dgbench.checkpoint import Checkpoint
-from dgbench.records import HISTORY, HistoryLog, Record, Run, build_record
+from dgbench.history import HistoryLog
+from dgbench.records import Record, Run, build_record
 from dgbench.registry import AUGMENTERS
 from dgbench.tasks import get_task
 
 
 def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               target: DomainDataset | None = None, run_dir: Path | None = None,
-              image_cache: Any = None, history_name: str = HISTORY) -> Record:
+              image_cache: Any = None, history: HistoryLog | None = None) -> Record:
     """Train and evaluate one run; return its record (not yet written). ``target``: the
-    dataset tested on, for cross-dataset protocols; ``run_dir``: where the history grows and
-    the checkpoint of every epoch is kept (a run with a checkpoint there resumes from it);
-    ``image_cache``: the decoded-image cache, if the caller opened it."""
+    dataset tested on, for cross-dataset protocols; ``run_dir``: where the checkpoint of
+    every epoch is kept (a run with a checkpoint there resumes from it); ``image_cache``:
+    the decoded-image cache, if the caller opened it; ``history``: where each epoch's row
+    is written as it is measured."""
     cfg, seed, task = run.config, run.seed, get_task(dataset.task)
     started, t_start = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(seed)
@@ -74,7 +76,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     # ---- the loop: from the last checkpoint, if the run was interrupted --------------------
     checkpoint = Checkpoint(run_dir, model, optimizer, scaler, loader, augment and augment.gen)
     done = checkpoint.restore() or {"epoch": 0, "history": [], "counters": [0, 0.0]}
-    log = HistoryLog(run_dir / history_name if run_dir else None, done["history"])
+    log = history or HistoryLog()
+    log.start(done["history"])
     (train_images, train_seconds), start = done["counters"], done["epoch"]
     bar = tqdm(total=t.epochs * len(batches), initial=start * len(batches), desc=run.label(),
                unit="step", leave=False, disable=None if progress else True,

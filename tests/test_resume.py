@@ -4,7 +4,6 @@ an uninterrupted run writes, in every metric (CPU, one thread)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,0 +1,134 @@
+"""Sweeps and launchers: a sweep file's points and seeded search, the local pool, a local Ray
+and submitit's local executor all write the same runs once; status; threads; metrics.csv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dgbench.cli import main
+from dgbench.sweep import Search, read_sweep, samples
+
+SWEEP = """
+base:
+  data.name: toy
+  protocol.targets: [red]
+  aug.names: [none, efdmix]
+axes:
+  aug.insert: [[layer1], [layer1, layer2]]
+  aug.args.alpha: [0.1, 0.3]
+"""
+
+
+def sweep_file(tmp_path: Path, text: str = SWEEP) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_points_are_the_product_of_the_axes(tmp_path):
+    points = read_sweep(sweep_file(tmp_path)).points()
+    assert len(points) == 4
+    assert {(tuple(p["aug.insert"]), p["aug.args"]["alpha"]) for p in points} == {
+        (("layer1",), 0.1), (("layer1",), 0.3), (("layer1", "layer2"), 0.1), (("layer1", "layer2"), 0.3)}
+
+
+def test_random_search_is_seeded_and_adding_a_hyperparameter_moves_no_other():
+    one = samples("efdmix", Search(kind="random", samples=5, seed=3, only=["alpha"]))
+    two = samples("efdmix", Search(kind="random", samples=5, seed=3))
+    assert [s["alpha"] for s in one] == [s["alpha"] for s in two]  # p added: alpha unchanged
+    assert all(0.01 <= s["alpha"] <= 1.0 and 0.1 <= s["p"] <= 1.0 for s in two)
+    assert samples("efdmix", Search(kind="random", samples=5, seed=4))[0] != two[0]
+    grid = samples("efdmix", Search(kind="grid", points=3))
+    assert len(grid) == 9 and sorted({g["alpha"] for g in grid}) == pytest.approx([0.01, 0.1, 1.0], rel=1e-6)
+    assert samples("none", Search()) == [{}]  # nothing to search: one run as it is
+
+
+def test_every_declared_search_space_fits_its_augmenter():
+    import inspect
+
+    from dgbench.registry import AUGMENTERS
+    from dgbench.sweep import check_distribution
+
+    for name in AUGMENTERS.names():
+        cls = AUGMENTERS.get(name)
+        for arg, dist in getattr(cls, "search", {}).items():
+            assert arg in inspect.signature(cls).parameters, (name, arg)
+            check_distribution(f"{name}.{arg}", dist)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {r["run_id"]: r for r in (json.loads(p.read_text()) for p in out.rglob("record.json"))}
+
+
+DIGITS = """
+base:
+  data.name: digits
+  data.subsample: 24
+  train.epochs: 1
+  protocol.targets: [photo]
+  aug.names: [none, efdmix]
+axes:
+  aug.insert: [[layer1], [layer1, layer2]]
+"""
+
+
+@pytest.mark.parametrize("launcher", [["--jobs", "2"], ["--launcher", "ray"],
+                                      ["--launcher", "slurm", "--slurm-local"]],
+                         ids=["local-pool", "ray", "submitit-local"])
+def test_launchers_train_the_same_runs_as_serial(tmp_path, launcher, capsys):
+    """Worker processes, Ray tasks and submitit jobs import dgbench afresh: the runs use the
+    embedded digits dataset (a test-only dataset would not be registered there)."""
+    path = sweep_file(tmp_path, DIGITS)
+    base = ["sweep", str(path), "--threads", "1"]
+    assert main([*base, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*base, *launcher, "--out", str(tmp_path / "launched")]) == 0
+    serial, launched = _records(tmp_path / "serial"), _records(tmp_path / "launched")
+    assert len(serial) == 4 and serial.keys() == launched.keys()
+    for run_id, record in serial.items():
+        assert launched[run_id]["final"] == record["final"]  # the same numbers, anywhere
+        assert launched[run_id]["environment"]["cpu_threads"] == 1
+    capsys.readouterr()
+    assert main([*base, *launcher, "--out", str(tmp_path / "launched")]) == 0
+    assert "4 done / 0 running / 0 to launch" in capsys.readouterr().out
+
+
+def test_dry_run_and_status_say_what_is_done_running_failed(tmp_path, capsys):
+    path = sweep_file(tmp_path)
+    out = tmp_path / "res"
+    assert main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    # none takes no alpha: its runs do not multiply with that axis
+    assert "6 runs in 1 experiment(s): 0 done / 0 running / 6 to launch" in capsys.readouterr().out
+    assert main(["run", "--dataset", "toy", "--targets", "red", "--aug", "efdmix", "--insert",
+                 "layer1", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(out), "--sweep", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "toy-lodo: 1 done, 5 not started" in text
+    (run_dir,) = [p.parent for p in out.rglob("record.json")]
+    (run_dir / "done").unlink()
+    (run_dir / "error.json").write_text(json.dumps({"error": "it broke\nbadly"}))
+    assert main(["status", str(out)]) == 0
+    assert "failed   " in (text := capsys.readouterr().out) and "it broke badly" in text
+
+
+def test_threads_are_recorded_and_not_part_of_a_runs_identity(tmp_path):
+    args = ["run", "--dataset", "toy", "--targets", "red", "--no-progress"]
+    assert main([*args, "--threads", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--threads", "2", "--out", str(tmp_path / "b")]) == 0
+    (a,), (b,) = (list(_records(tmp_path / x).values()) for x in "ab")
+    assert a["run_id"] == b["run_id"]  # deliberately: results may differ on CPU, ids do not
+    assert (a["environment"]["cpu_threads"], b["environment"]["cpu_threads"]) == (1, 2)
+
+
+def test_metrics_csv_and_tensorboard(tmp_path):
+    import csv
+
+    assert main(["run", "--dataset", "toy", "--targets", "red", "--no-progress", "--epochs", "2",
+                 "--log", "tensorboard", "--out", str(tmp_path)]) == 0
+    (metrics,) = list(tmp_path.rglob("metrics.csv"))
+    rows = list(csv.DictReader(metrics.open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and "test_acc.red" in rows[0]
+    assert list((metrics.parent / "tensorboard").glob("events.out.tfevents.*"))
