@@ -66,6 +66,30 @@ def check(opts: Options) -> None:
         if importlib.util.find_spec(extra) is None:
             raise ConfigError(f"--launcher {opts.launcher} needs {extra}: pip install "
                               f"'dgbench[{opts.launcher}]'")
+    if opts.ray_address is not None:
+        if opts.launcher != "ray":
+            raise ConfigError("--ray-address is for --launcher ray")
+        _check_reachable(opts.ray_address)
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` or ``ray://host:port`` Ray address that answers on TCP within a few
+    seconds (Ray itself retries for a minute and then raises at length). ``auto`` and
+    ``local`` are left to Ray."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address must be host:port, ray://host:port, auto or local; "
+                          f"got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); "
+                          "check --ray-address, or leave it out for a local Ray") from None
 
 
 # -- one run: the picklable call every engine schedules --------------------------------------

@@ -58,6 +58,11 @@ def _init_params(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, Any
     return params, hints
 
 
+def augmenter_arguments(name: str) -> list[str]:
+    """The keyword arguments augmenter ``name`` takes."""
+    return list(_init_params(AUGMENTERS.get(name))[0])
+
+
 def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[str, Any]:
     """All keyword arguments of augmenter ``name``: its defaults, overridden by ``args``.
 

@@ -122,7 +122,8 @@ class Sweep:
     def points(self) -> list[dict[str, Any]]:
         """One user config (checked dotted keys) per point of the axes and search sample."""
         keys = list(self.axes)
-        out = []
+        out: list[dict[str, Any]] = []
+        searched: set[str] = set()
         for combo in itertools.product(*(self.axes[k] for k in keys)) if keys else [()]:
             flat = dict(self.base)
             for key, v in zip(keys, combo):
@@ -134,10 +135,15 @@ class Sweep:
                 out.append(flat)
                 continue
             for aug in flat.get("aug.names", C.FIELDS["aug.names"].default):
+                searched.update(search_space(aug, Search(distributions=self.search.distributions)))
                 for args in samples(aug, self.search):
                     out.append({**flat, "aug.names": [aug],
                                 "aug.args": C.merge_aug_args(flat.get("aug.args", {}),
                                                              {aug: args} if args else {})})
+        unknown = sorted(set(self.search.only or []) - searched) if self.search else []
+        if unknown:
+            raise ConfigError(f"search.only names {', '.join(unknown)}, which no augmenter of the "
+                              f"sweep declares; declared: {', '.join(sorted(searched)) or 'none'}")
         return out
 
 
@@ -155,6 +161,10 @@ def read_sweep(path: str | Path) -> Sweep:
     unknown = [k for k in tree if k not in TOP]
     if unknown:
         raise ConfigError(f"{path}: unknown sweep key {unknown[0]!r}; a sweep has {', '.join(TOP)}")
+    for key in ("base", "axes", "search"):
+        if tree.get(key) is not None and not isinstance(tree[key], dict):
+            raise ConfigError(f"{path}: {key} must be a mapping (key: value lines); got "
+                              f"{type(tree[key]).__name__}")
     base = C.read_preset(tree["preset"]) if tree.get("preset") else (
         C.read_yaml(tree["config"]) if tree.get("config") else {})
     for key, v in C.flatten_yaml(tree.get("base") or {}).items():
@@ -190,9 +200,36 @@ def _search(path: str | Path, tree: Any) -> Search | None:
     if search.kind not in ("random", "grid"):
         raise ConfigError(f"{path}: search.kind must be random or grid; got {search.kind!r}")
     for name in ("samples", "points", "seed"):
-        if not isinstance(getattr(search, name), int) or getattr(search, name) < (0 if name == "seed" else 1):
-            raise ConfigError(f"{path}: search.{name} must be a positive integer")
-    for aug, dists in (search.distributions or {}).items():
-        for name, dist in (dists or {}).items():
-            check_distribution(f"{path}: search distribution {aug}.{name}", dist)
+        v, least = getattr(search, name), 0 if name == "seed" else 1
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ConfigError(f"{path}: search.{name} must be an integer >= {least}; got {v!r}")
+    if search.only is not None and (not isinstance(search.only, list) or not search.only
+                                    or not all(isinstance(n, str) for n in search.only)):
+        raise ConfigError(f"{path}: search.only must list hyperparameter names, e.g. [alpha]; "
+                          f"got {search.only!r}")
+    _check_distributions(path, search.distributions)
     return search
+
+
+def _check_distributions(path: str | Path, tree: Any) -> None:
+    """``distributions: {augmenter: {argument: [kind, ...]}}``: registered augmenters, their
+    own arguments, well-formed distributions."""
+    from dgbench.plan import augmenter_arguments
+    from dgbench.registry import AUGMENTERS
+
+    if tree is None:
+        return
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: search.distributions must map augmenters to "
+                          "{argument: distribution}")
+    for aug, dists in tree.items():
+        AUGMENTERS.get(aug)  # an unknown augmenter: an error with the known ones
+        if not isinstance(dists, dict):
+            raise ConfigError(f"{path}: search.distributions.{aug} must map {aug}'s arguments "
+                              f"to distributions; got {dists!r}")
+        known = augmenter_arguments(aug)
+        for name, dist in dists.items():
+            if name not in known:
+                raise ConfigError(f"{path}: search distribution {aug}.{name}: {aug} has no "
+                                  f"argument {name!r}; its arguments: {', '.join(known)}")
+            check_distribution(f"{path}: search distribution {aug}.{name}", dist)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,7 @@ class Case:
     argv: list[str]
     expect: str
     setup: Callable[[Path, Path], Any] | None = None
+    hidden: tuple[str, ...] = ()  # modules made unimportable: an optional extra not installed
 
 
 def write(name: str, text: str | bytes) -> Callable[[Path, Path], None]:
@@ -46,6 +48,24 @@ def write(name: str, text: str | bytes) -> Callable[[Path, Path], None]:
 
 def yaml(text: str, expect: str) -> Case:
     return Case("yaml", [*TOY, "--config", "{tmp}/exp.yaml"], expect, write("exp.yaml", text))
+
+
+SWEEP = ["sweep", "{tmp}/s.yaml", "--out", "{out}"]
+
+
+def sweep(text: str, expect: str, *flags: str, hidden: tuple[str, ...] = ()) -> Case:
+    return Case("sweeps", [*SWEEP, *flags], expect, write("s.yaml", text), hidden)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = _closed_port()
 
 
 def pacs_copy(change: Callable[[Path], None] | None = None) -> Callable[[Path, Path], None]:
@@ -330,6 +350,68 @@ CASES = [
     Case("filesystem", ["download", "pacs", "--dest", "{tmp}/f", "--url", "file:///nowhere.zip"],
          "cannot use", write("f", "x")),
     Case("filesystem", ["inspect", "--aug", "adain", "--plot", "{tmp}/no/such/dir/x.png"], "cannot use"),
+    # -- sweeps and launchers ----------------------------------------------------------------
+    sweep("axes: {train.nope: [1]}", "unknown config key 'train.nope'"),
+    sweep("axes: {nope: [1]}", "unknown config key 'nope'"),
+    sweep("axes: {seeds: []}", "axis 'seeds' must list at least one value"),
+    sweep("axes: {seeds: 3}", "axis 'seeds' must list at least one value"),
+    sweep("axes: [seeds]", "axes must be a mapping"),
+    sweep("base: 3", "base must be a mapping"),
+    sweep("search: [random]", "search must be a mapping"),
+    sweep("[1, 2]", "must be a mapping of preset, config"),
+    sweep("nope: 1", "unknown sweep key 'nope'"),
+    sweep("axes: {seeds: [0", "is not a valid YAML sweep file"),
+    sweep("axes: {train.lr: [fast]}", "train.lr must be a number, got str 'fast'"),
+    sweep("axes: {train.epochs: [1, 0]}", "train.epochs"),
+    sweep("axes: {aug.insert: [[layer9]]}", "insertion point 'layer9' matches no module"),
+    sweep("axes: {aug.names: [[efdmix], [nope]]}", "unknown augmenter 'nope'"),
+    sweep("experiment: ../x", "experiment must be a folder name"),
+    sweep("preset: nope", "unknown preset 'nope'"),
+    sweep("config: no-such-file.yaml", "config file no-such-file.yaml not found"),
+    *[sweep("base: {aug.names: [efdmix]}\nsearch: {distributions: {efdmix: {alpha: %s}}}" % d, e)
+      for d, e in [("[normal, 0, 1]", "a distribution is [uniform"),
+                   ("[uniform, a, 1]", "needs two finite numbers lo < hi"),
+                   ("[uniform, 1, 0.5]", "needs two finite numbers lo < hi"),
+                   ("[uniform, .nan, 1]", "needs two finite numbers lo < hi"),
+                   ("[log_uniform, 0, 1]", "log_uniform needs lo > 0"),
+                   ("[uniform, 0.1]", "uniform takes 2 parameter(s)"),
+                   ("[choice, []]", "choice takes a non-empty list"),
+                   ("[choice, 0.3]", "choice takes a non-empty list"),
+                   ("0.3", "a distribution is [uniform"),
+                   ("[uniform, -1, 1]", "alpha must be > 0")]],
+    sweep("base: {aug.names: [efdmix]}\nsearch: {distributions: {efdmix: {alpah: [uniform, 0.1, 1]}}}",
+          "efdmix has no argument 'alpah'"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {distributions: {efdmx: {alpha: [uniform, 0.1, 1]}}}",
+          "unknown augmenter 'efdmx'"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {distributions: {efdmix: [1]}}",
+          "search.distributions.efdmix must map"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {distributions: [1]}", "search.distributions must map"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {kind: bayes}", "search.kind must be random or grid"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {samples: 0}", "search.samples must be an integer >= 1"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {samples: true}", "search.samples must be an integer"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {samples: 2.5}", "search.samples must be an integer"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {seed: -1}", "search.seed must be an integer >= 0"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {only: alpha}", "search.only must list"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {only: [nope]}", "search.only names nope"),
+    sweep("base: {aug.names: [efdmix]}\nsearch: {nope: 1}", "unknown search key 'nope'"),
+    Case("sweeps", ["sweep", "{tmp}/none.yaml", "--out", "{out}"], "sweep file {tmp}/none.yaml not found"),
+    sweep("axes: {seeds: [0]}", "--launcher ray needs ray: pip install 'dgbench[ray]'",
+          "--launcher", "ray", hidden=("ray",)),
+    sweep("axes: {seeds: [0]}", "--launcher slurm needs submitit: pip install 'dgbench[slurm]'",
+          "--launcher", "slurm", hidden=("submitit",)),
+    sweep("axes: {seeds: [0]}", "--log tensorboard needs", "--log", "tensorboard",
+          hidden=("tensorboard", "torch.utils.tensorboard")),
+    sweep("axes: {seeds: [0]}", f"cannot reach a Ray cluster at 127.0.0.1:{PORT}",
+          "--launcher", "ray", "--ray-address", f"127.0.0.1:{PORT}"),
+    sweep("axes: {seeds: [0]}", "--ray-address must be host:port", "--launcher", "ray",
+          "--ray-address", "nowhere"),
+    sweep("axes: {seeds: [0]}", "--ray-address is for --launcher ray", "--ray-address", "auto"),
+    sweep("axes: {seeds: [0]}", "--jobs and --threads must be at least 1", "--jobs", "0"),
+    sweep("axes: {seeds: [0]}", "--jobs is for --launcher local", "--jobs", "2", "--launcher", "ray"),
+    sweep("axes: {seeds: [0]}", "invalid choice: 'pbs'", "--launcher", "pbs"),
+    Case("flags", [*TOY, "--launcher", "ray"], "--launcher ray needs ray", hidden=("ray",)),
+    Case("flags", [*TOY, "--jobs", "-1"], "--jobs and --threads must be at least 1"),
+    Case("flags", ["status", "{tmp}/nothing"], "{tmp}/nothing"),
     # -- the other commands ------------------------------------------------------------------
     Case("flags", ["inspect", "--aug", "nope"], "unknown augmenter 'nope'"),
     Case("flags", ["inspect", "--block", "nope"], "--block 'nope' is not a submodule"),
@@ -382,6 +464,8 @@ def _tree(folder: Path) -> dict[str, float]:
 def test_bad_input_is_refused_in_one_line(case, ws, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DGBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DGBENCH_DATA", raising=False)
+    for name in case.hidden:
+        monkeypatch.setitem(sys.modules, name, None)
     if case.setup:
         case.setup(tmp_path, ws)
     capsys.readouterr()
@@ -405,5 +489,5 @@ def test_bad_input_is_refused_in_one_line(case, ws, tmp_path, capsys, monkeypatc
 def test_the_corpus_covers_every_group():
     groups = {c.group for c in CASES}
     assert groups == {"flags", "yaml", "overrides", "numeric", "datasets", "cache", "records",
-                      "filesystem"}
+                      "filesystem", "sweeps"}
     assert len(CASES) >= 120
