@@ -5,7 +5,7 @@ search; ``dgbench sweep FILE.yaml``.
 preset: efdm-pacs-lodo-r18        # optional: a preset, or `config: FILE.yaml`, as the base
 base: {data.root: /data/PACS}     # optional: keys over it (dotted or nested)
 axes:                             # each key's values; the points are their product
-  model.backbone: [resnet18, resnet50]
+  model.backbone: [resnet18, resnet50]   # (an axis `preset: [a, b]` puts recipes side by side)
   aug.insert: [[layer1], [layer1, layer2, layer3]]
 search:                           # optional: per augmenter, from its declared distributions
   kind: random                    # random (seeded, DomainBed-style) or grid
@@ -125,8 +125,9 @@ class Sweep:
         out: list[dict[str, Any]] = []
         searched: set[str] = set()
         for combo in itertools.product(*(self.axes[k] for k in keys)) if keys else [()]:
-            flat = dict(self.base)
-            for key, v in zip(keys, combo):
+            point = dict(zip(keys, combo))
+            flat = {**point.pop("preset", {}), **self.base}  # a preset axis: under the base
+            for key, v in point.items():
                 if key.startswith("aug.args."):  # one augmenter argument: merged into aug.args
                     flat["aug.args"] = C.merge_aug_args(flat.get("aug.args", {}), v)
                 else:
@@ -147,8 +148,9 @@ class Sweep:
         return out
 
 
-def read_sweep(path: str | Path) -> Sweep:
-    """A sweep file, every key and value checked (nothing is planned yet)."""
+def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+    """A sweep file, every key and value checked (nothing is planned yet); ``overrides``
+    (checked dotted keys, from the command line) go over its base."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"sweep file {path} not found")
@@ -171,10 +173,18 @@ def read_sweep(path: str | Path) -> Sweep:
         C.set_value(base, key, v, from_text=False)
     if tree.get("experiment") is not None:
         C.set_value(base, "experiment", tree["experiment"], from_text=False)
+    for key, v in (overrides or {}).items():
+        base[key] = C.merge_aug_args(base.get(key, {}), v) if key == "aug.args" else v
     axes = {}
     for key, values in (tree.get("axes") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: axis {key!r} must list at least one value")
+        if key == "preset":  # published recipes side by side (R18 and R50 differ in insertion)
+            if tree.get("preset") or tree.get("config"):
+                raise ConfigError(f"{path}: a preset axis replaces the top-level preset/config; "
+                                  "give one or the other")
+            axes[key] = [C.read_preset(str(v)) for v in values]
+            continue
         axes[key] = [_checked(key, v) for v in values]
     return Sweep(base, axes, _search(path, tree.get("search")))
 

@@ -35,6 +35,19 @@ def test_points_are_the_product_of_the_axes(tmp_path):
         (("layer1",), 0.1), (("layer1",), 0.3), (("layer1", "layer2"), 0.1), (("layer1", "layer2"), 0.3)}
 
 
+def test_the_efdm_table_sweep_puts_the_published_recipes_side_by_side():
+    """scripts/sweeps/efdm-pacs-lodo.yaml: a preset axis (R18 after layer1-3, R50 after layer1-2,
+    not their product), with command-line keys over both."""
+    path = Path(__file__).parent.parent / "scripts" / "sweeps" / "efdm-pacs-lodo.yaml"
+    points = read_sweep(path, {"data.root": "/data/PACS", "train.epochs": 2}).points()
+    assert [(p["model.backbone"], p["aug.insert"], p["experiment"]) for p in points] == [
+        ("resnet18", ["layer1", "layer2", "layer3"], "efdm-pacs-lodo-r18"),
+        ("resnet50", ["layer1", "layer2"], "efdm-pacs-lodo-r50")]
+    assert all(p["data.root"] == "/data/PACS" and p["train.epochs"] == 2
+               and p["seeds"] == [1, 2, 3, 4, 5] and p["aug.names"] == ["none", "mixstyle", "efdmix"]
+               for p in points)
+
+
 def test_random_search_is_seeded_and_adding_a_hyperparameter_moves_no_other():
     one = samples("efdmix", Search(kind="random", samples=5, seed=3, only=["alpha"]))
     two = samples("efdmix", Search(kind="random", samples=5, seed=3))
