@@ -57,6 +57,10 @@ def check(opts: Options) -> None:
         raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}; got {opts.launcher!r}")
     if opts.jobs < 1 or (opts.threads is not None and opts.threads < 1):
         raise ConfigError("--jobs and --threads must be at least 1")
+    s = opts.slurm
+    if s.get("time_min", 1) < 1 or s.get("gpus", 0) < 0 or s.get("array_parallelism", 1) < 1:
+        raise ConfigError("--slurm-time and --slurm-array-parallelism must be at least 1, "
+                          "--slurm-gpus at least 0")
     if opts.jobs > 1 and opts.launcher != "local":
         raise ConfigError("--jobs is for --launcher local (Ray and SLURM size their own pools)")
     extra = {"ray": "ray", "slurm": "submitit"}.get(opts.launcher)

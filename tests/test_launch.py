@@ -145,3 +145,19 @@ def test_metrics_csv_and_tensorboard(tmp_path):
     rows = list(csv.DictReader(metrics.open()))
     assert [r["epoch"] for r in rows] == ["1", "2"] and "test_acc.red" in rows[0]
     assert list((metrics.parent / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_failed_run_does_not_stop_the_sweep(tmp_path, capsys):
+    """The first point diverges (error.json, no record), the second still trains; the command
+    ends with a one-line summary and exit 2; status shows both."""
+    path = sweep_file(tmp_path, "base: {data.name: toy, protocol.targets: [red]}\n"
+                      "axes: {train.lr: [1.0e+30, 0.01]}\n")
+    out = tmp_path / "res"
+    with pytest.warns(UserWarning, match="usually diverge"):
+        assert main(["sweep", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the training loss was not finite" in err
+    assert len(list(out.rglob("error.json"))) == 1 and len(_records(out)) == 1
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1 done" in text and "1 failed" in text and "not finite" in text

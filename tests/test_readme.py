@@ -119,3 +119,33 @@ def test_the_readme_weights_example_works_as_written(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "res")]) == 0
     (record,) = list((tmp_path / "res").rglob("record.json"))
     assert '"sha256"' in record.read_text() and "r18.pth" in record.read_text()
+
+
+def _readme_commands() -> list[str]:
+    """Every `dgbench ...` line of the README's bash blocks (continuations joined, comments cut)."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("dgbench "):
+                lines.append(line)
+    return lines
+
+
+def test_every_dgbench_command_in_the_readme_parses():
+    """The README's commands use flags and subcommands that exist (docs that match the code)."""
+    import shlex
+
+    from dgbench.cli import build_parser
+
+    commands = _readme_commands()
+    assert len(commands) > 20
+    parser = build_parser()
+    for line in commands:
+        argv = shlex.split(line)[1:]
+        try:
+            ns, extra = parser.parse_known_args(argv)
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {line}")
+        assert all("=" in x and not x.startswith("-") for x in extra), line
