@@ -13,8 +13,9 @@ import traceback
 import warnings
 from typing import Any, NoReturn, Sequence
 
-from dgbench.commands import (cmd_data, cmd_download, cmd_inspect, cmd_list, cmd_run,
-                              cmd_status, cmd_sweep, cmd_synth_reid, cmd_table)
+from dgbench.commands import (cmd_compare, cmd_data, cmd_download, cmd_inspect, cmd_list,
+                              cmd_plot, cmd_report, cmd_run, cmd_status, cmd_sweep,
+                              cmd_synth_reid, cmd_table)
 from dgbench.errors import DGBenchError, explain_os_error, one_line
 
 
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", default="results", metavar="DIR", help="results root")
     sweep.add_argument("--dry-run", action="store_true",
                        help="list the runs: done / running / to launch; launch nothing")
+    sweep.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="keys over the sweep's base at every point, e.g. data.root=/data/PACS")
     sweep.set_defaults(func=cmd_sweep)
 
     status = _command(sub, "status", help="done / running / failed / stale runs of a results root")
@@ -176,24 +179,105 @@ def build_parser() -> argparse.ArgumentParser:
                         "not started")
     status.set_defaults(func=cmd_status)
 
+    _add_table(sub)
+    _add_compare(sub)
+    _add_plot_report(sub)
+    return parser
+
+
+SELECT_HELP = ("epoch per run: last (published rule, default), val (best source-validation "
+               "accuracy), loo (leave-one-domain-out validation: needs runs made with "
+               "protocol.loo_validation=true), test-best (best test accuracy: optimistic)")
+
+
+def _add_table(sub: Any) -> None:
     tab = _command(sub, "table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
-    tab.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    tab.add_argument("--format", default="markdown",
+                     choices=["markdown", "latex", "csv", "domainbed"],
+                     help="domainbed: DomainBed's collect_results layout (mean +/- SE by "
+                     "default)")
     tab.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
-                     help="epoch per run: last (published rule, default), val (best "
-                     "source-validation accuracy), loo (leave-one-domain-out validation: needs "
-                     "runs made with protocol.loo_validation=true), test-best (best test "
-                     "accuracy: optimistic)")
-    tab.add_argument("--error", default="std", choices=["std", "se"],
-                     help="error bar: population std (default, as the papers) or standard error")
+                     help=SELECT_HELP)
+    tab.add_argument("--error", choices=["std", "sd", "se", "ci95"],
+                     help="error bar: std, population std (ddof=0, as the papers; the default), "
+                     "sd, sample std (ddof=1), se, standard error (as DomainBed; the default of "
+                     "--format domainbed), ci95, the t-based 95%% CI half-width of the mean")
+    tab.add_argument("--no-bold", action="store_true",
+                     help="do not set the best mean of each column in bold")
     tab.add_argument("--per-target", action="store_true",
                      help="one column per source->target pair (single-source: the per-target "
                      "accuracies instead of the pooled one)")
     tab.add_argument("--compare-paper", action="store_true",
                      help="print the published numbers beside ours, with the difference")
+    sig = tab.add_argument_group("significance against a baseline (dgbench.stats)")
+    sig.add_argument("--mark-significant", action="store_true",
+                     help="mark (†) each cell and Avg whose difference from the baseline's, "
+                     "paired by split and seed, is significant")
+    sig.add_argument("--baseline", default="none",
+                     help="the row compared against: an augmenter or a row label")
+    sig.add_argument("--alpha", type=float, default=0.05, help="significance threshold")
+    sig.add_argument("--test", default="wilcoxon", choices=["wilcoxon", "sign"],
+                     help="Wilcoxon signed-rank or sign test, two-sided")
     tab.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     tab.set_defaults(func=cmd_table)
-    return parser
+
+
+def _add_compare(sub: Any) -> None:
+    cmp = _command(
+        sub, "compare", help="paired comparison of every variant with a baseline",
+        description="Each variant's table cells minus the baseline's, over runs paired by "
+        "split and seed, pooled and per column: mean difference, percentile-bootstrap 95% "
+        "CI, Wilcoxon signed-rank and sign-test p-values, wins/losses/ties; runs without a "
+        "partner are listed.")
+    cmp.add_argument("results", help="a results folder, e.g. results/digits-lodo")
+    cmp.add_argument("--baseline", default="none",
+                     help="the variant compared against: an augmenter (none) or a row label")
+    cmp.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
+                     help=SELECT_HELP)
+    cmp.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"],
+                     help="markdown (caption, table, unmatched runs), csv or latex (booktabs)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    cmp.add_argument("--bootstrap", type=int, default=10000, metavar="N",
+                     help="bootstrap resamples (0: no CI)")
+    cmp.add_argument("--per-target", action="store_true",
+                     help="the columns of 'dgbench table --per-target' (single-source: one "
+                     "per source->target pair)")
+    cmp.add_argument("--pooled-only", action="store_true",
+                     help="only the comparison pooled over all columns")
+    cmp.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    cmp.set_defaults(func=cmd_compare)
+
+
+def _add_plot_report(sub: Any) -> None:
+    plot = _command(sub, "plot", help="bars, training curves or a sensitivity plot of a results "
+                    "folder (needs matplotlib: pip install 'dgbench[plot]')")
+    plot.add_argument("results", help="a results folder, e.g. results/digits-lodo")
+    plot.add_argument("--kind", default="bars", choices=["bars", "curves", "sweep"],
+                      help="bars: per-target means with error bars; curves: loss, source-val "
+                      "and test accuracy per epoch over seeds; sweep: the score over --by")
+    plot.add_argument("--by", metavar="KEY", help="sweep: the swept key (aug.alpha, insert, "
+                      "train.lr, any config key)")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE",
+                      help="FILE.png, FILE.pdf or FILE.svg")
+    report = _command(sub, "report", help="one self-contained HTML page: tables, paired "
+                      "comparison, plots, config differences, environment, deviations, "
+                      "missing and failed runs")
+    report.add_argument("results", help="a results folder (one experiment or a results root)")
+    report.add_argument("-o", "--output", default="report.html", metavar="FILE")
+    report.add_argument("--baseline", default="none", help="the variant the others are compared with")
+    report.add_argument("--by", metavar="KEY", help="also a sensitivity plot over this swept key")
+    report.add_argument("--test", default="wilcoxon", choices=["wilcoxon", "sign"],
+                        help="the paired test behind the table's daggers")
+    report.add_argument("--alpha", type=float, default=0.05, help="the daggers' threshold")
+    for p in (plot, report):
+        p.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
+                       help=SELECT_HELP)
+        p.add_argument("--error", default="std", choices=["std", "sd", "se", "ci95"],
+                       help="error bars: population std (the papers'), sample std, standard "
+                       "error (DomainBed's) or 95%% CI half-width")
+    plot.set_defaults(func=cmd_plot)
+    report.set_defaults(func=cmd_report)
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -228,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _warning  # one line each, like the errors
     parser = build_parser()
     ns, extra = parser.parse_known_args(argv)
-    if ns.command == "run":  # KEY=VALUE overrides anywhere on the command line, not only at the end
+    if ns.command in ("run", "sweep"):  # KEY=VALUE overrides anywhere on the command line
         ns.overrides += [x for x in extra if not x.startswith("-")]
         extra = [x for x in extra if x.startswith("-")]
     if extra:

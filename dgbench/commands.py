@@ -74,7 +74,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     opts = launch_options(ns)
     torch.set_num_threads(threads_per_run(opts))
     out, jobs, experiments = Path(ns.out), {}, []
-    for point in read_sweep(ns.file).points():  # every point planned (and checked) first
+    over = C.user_settings({}, overrides=ns.overrides)
+    for point in read_sweep(ns.file, over).points():  # every point planned (and checked) first
         plan = make_plan(resolve(point))
         experiments.append(plan.experiment)
         for run in plan.runs:
@@ -180,16 +181,35 @@ def cmd_table(ns: argparse.Namespace) -> int:
     from dgbench.results import load
     from dgbench.tables import build_table, render
 
-    table = build_table(load(ns.folder), ns.select, ns.error, ns.per_target)
-    text = render(table, ns.format, ns.compare_paper)
-    if ns.output:
+    error = ns.error or ("se" if ns.format == "domainbed" else "std")  # DomainBed reports SE
+    table = build_table(load(ns.folder), ns.select, error, ns.per_target)
+    if ns.mark_significant:
+        from dgbench.stats import mark_significant
+
+        mark_significant(table, ns.baseline, ns.test, ns.alpha)
+    _write(render(table, ns.format, ns.compare_paper, bold=not ns.no_bold), ns.output)
+    return 0
+
+
+def cmd_compare(ns: argparse.Namespace) -> int:
+    from dgbench.results import load
+    from dgbench.stats import compare
+
+    found = compare(load(ns.results), ns.baseline, ns.select, ns.seed, ns.bootstrap,
+                    per_target=not ns.pooled_only, table_per_target=ns.per_target)
+    _write(found.render(ns.format), ns.output)
+    return 0
+
+
+def _write(text: str, output: str | None) -> None:
+    """``text`` to the file ``output`` (atomically), or to stdout."""
+    if output:
         from dgbench.records import atomic_write_text
 
-        atomic_write_text(Path(ns.output), text)
-        print(f"wrote {ns.output}")
+        atomic_write_text(Path(output), text)
+        print(f"wrote {output}")
     else:
         print(text, end="")
-    return 0
 
 
 def cmd_data(ns: argparse.Namespace) -> int:
@@ -258,4 +278,24 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
     if ns.plot:
         inspector.plot(found.maps, found.rows, ns.plot, ns.channels)
         print(f"histograms written to {ns.plot}")
+    return 0
+
+
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from dgbench.plots import plot
+    from dgbench.results import load
+
+    frame = load(ns.results)
+    if frame.empty:
+        raise DGBenchError(f"no finished runs under {ns.results}; nothing to plot")
+    print(f"wrote {plot(frame, ns.kind, ns.output, by=ns.by, select=ns.select, error=ns.error)}")
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from dgbench.report import write_report
+
+    out = write_report(ns.results, ns.output, baseline=ns.baseline, select=ns.select,
+                       error=ns.error, by=ns.by, test=ns.test, alpha=ns.alpha)
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB, self-contained: open it in a browser)")
     return 0

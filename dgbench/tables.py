@@ -3,9 +3,12 @@
 Rows are variants (an augmenter, with the settings that tell rows apart), columns are what the
 task makes of the protocol's splits (held-out target domains under LODO, the source domain
 under single-source, mAP / Rank-k per direction for reid) plus Avg where the task averages; a
-cell is the mean and population standard deviation (ddof=0, as EFDM and Dassl report) or
-standard error over the runs of the epoch a selection rule picks. Missing and unfinished runs
-are listed by name, and a cell with fewer runs than its column expects is marked (n=k).
+cell is the mean over the runs of the epoch a selection rule picks, with an error bar: the
+population standard deviation (ddof=0, as EFDM and Dassl report; the default), the sample
+standard deviation (ddof=1), DomainBed's standard error, or the t-based 95% CI half-width.
+Missing and unfinished runs are listed by name, and a cell with fewer runs than its column
+expects is marked (n=k). Rendering is :mod:`dgbench.render`; paired tests against a baseline
+are :mod:`dgbench.stats`.
 """
 
 from __future__ import annotations
@@ -17,13 +20,38 @@ import numpy as np
 import pandas as pd
 
 from dgbench.errors import DataError, one_line
+from dgbench.render import FORMATS, render, tex
 
-FORMATS = ("markdown", "latex", "csv")
+__all__ = ["ERRORS", "FORMATS", "RULES", "Table", "build_table", "paper_comparison", "render",
+           "select_epochs", "spread", "tex"]
+
 ERRORS = {
     "std": "population std (ddof=0)",
+    "sd": "sample std (ddof=1)",
     "se": "standard error (population std / sqrt(n), as DomainBed)",
+    "ci95": "95% confidence-interval half-width of the mean (Student's t, n-1 degrees of "
+    "freedom)",
 }
 RULES = ("last", "val", "loo", "test-best")
+
+
+def spread(values: list[float], error: str = "std") -> float:
+    """The error bar of ``values`` as ``error`` names it (see ``ERRORS``); NaN where it needs
+    two values and has one (``sd``, ``ci95``)."""
+    v = np.asarray(values, dtype=float)
+    if error not in ERRORS:
+        raise DataError(f"error must be one of {', '.join(ERRORS)}; got {error!r}")
+    if error in ("std", "se"):
+        std = float(np.std(v, ddof=0))
+        return std / float(np.sqrt(len(v))) if error == "se" else std
+    if len(v) < 2:
+        return float("nan")
+    sd = float(np.std(v, ddof=1))
+    if error == "sd":
+        return sd
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, len(v) - 1)) * sd / float(np.sqrt(len(v)))
 
 
 def select_epochs(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
@@ -91,15 +119,24 @@ class Table:
     failed: list[str] = field(default_factory=list)  # "label: error" of runs that failed
     row_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a record's config
     row_splits: dict[str, set[str]] = field(default_factory=dict)  # the splits of a row's runs
+    #: (row, column) -> (seed, split title) of each value in ``cells``, in the same order
+    members: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
+    dataset: str = ""
+    #: (row, column or "Avg") -> p-value against a baseline (:func:`dgbench.stats.mark_significant`)
+    pvalues: dict[tuple[str, str], float] = field(default_factory=dict)
+    alpha: float | None = None
+    notes: list[str] = field(default_factory=list)  # sentences added to the caption
 
     def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
         values = self.cells.get((row, col))
         if not values:
             return None
-        spread = float(np.std(values, ddof=0))
-        if self.error == "se":
-            spread /= np.sqrt(len(values))
-        return float(np.mean(values)), spread, len(values)
+        return float(np.mean(values)), spread(values, self.error), len(values)
+
+    def significant(self, row: str, col: str) -> bool:
+        """Whether the cell's paired difference from the baseline has p below ``alpha``."""
+        p = self.pvalues.get((row, col), float("nan"))
+        return self.alpha is not None and bool(p < self.alpha)  # NaN compares False
 
     def average(self, row: str) -> float | None:
         if not self.task.averages:  # e.g. mAP and Rank-k do not average into one number
@@ -110,7 +147,7 @@ class Table:
         return float(np.mean([m[0] for m in means]))  # type: ignore[index]
 
     def caption(self) -> str:
-        return self.task.caption(self)
+        return " ".join([self.task.caption(self), *self.notes])
 
 
 def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "last",
@@ -142,6 +179,7 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
                       task, select, error, per_target)
     table.failed = [f"{f.get('label', f.get('run_id', '?'))}: {one_line(f.get('error', ''))}"
                     for f in df.attrs.get("failed", [])]
+    table.dataset = ", ".join(sorted({str(d) for d in df["dataset"]})) if len(df) else ""
     return table
 
 
@@ -152,7 +190,7 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
     every seed of every split that feeds it, finished (in ``cells``) or started (``pending``,
     split titles of unfinished runs)."""
     values: dict[tuple[str, str], list[float]] = {}
-    members: dict[tuple[str, str], set] = {}
+    keys: dict[tuple[str, str], list[tuple[int, str]]] = {}
     splits: dict[str, list[str]] = {}
     columns, rows, row_configs, row_splits = [], [], {}, {}
     if len(cells):
@@ -160,7 +198,7 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
                                                                          cells["split_title"])))
         grouped = cells.groupby(["variant", "column"], sort=False)
         values = {k: list(v) for k, v in grouped["pct"].agg(list).items()}
-        members = {k: set(v) for k, v in grouped["member"].agg(list).items()}
+        keys = {k: [(int(s), t) for s, t in v] for k, v in grouped["member"].agg(list).items()}
         splits = {}
         for col, titles in cells.groupby("column")["split_title"]:
             groups = {task.column_group(t) for t in titles}
@@ -178,14 +216,14 @@ def _assemble(cells: pd.DataFrame, seeds: list[int], unfinished: list[dict[str, 
                 splits[col] = sorted({*splits.get(col, []), title})
     missing = list(dict.fromkeys(
         f"{row}, seed {s}, {sp}" for row in rows for col in columns for sp in splits[col]
-        for s in seeds if (s, sp) not in members.get((row, col), set())))
+        for s in seeds if (s, sp) not in keys.get((row, col), [])))
     unfinished_names = [
         u.get("label", u.get("run_id", "?")) + (f" ({u['run_id']})" if "run_id" in u else "")
         for u in unfinished]
     expected = {col: len(seeds) * len(splits[col]) for col in columns}
     return Table(rows, columns, values, expected, seeds, protocol, task, select, error,
                  per_target, missing=missing, unfinished=unfinished_names,
-                 row_configs=row_configs, row_splits=row_splits)
+                 row_configs=row_configs, row_splits=row_splits, members=keys)
 
 
 def paper_comparison(table: Table) -> tuple[list[list[str]], list[str]]:
@@ -225,104 +263,3 @@ def _published_cell(cell: tuple[float, float | None]) -> str:
 
 def _avg_text(avg: float | None) -> str:
     return "X" if avg is None else f"{avg:.1f}"
-
-
-def _cell(table: Table, row: str, col: str, pm: str) -> str:
-    s = table.stats(row, col)
-    if s is None:
-        return "X"
-    mean, std, n = s
-    tail = f" (n={n})" if n < table.expected[col] else ""
-    return f"{mean:.1f} {pm} {std:.1f}{tail}"
-
-
-def render(table: Table, fmt: str = "markdown", compare_paper: bool = False) -> str:
-    """The table as markdown (default), LaTeX or CSV, with caption and missing runs.
-
-    ``compare_paper`` adds the published numbers (:mod:`dgbench.published`) beside ours,
-    with the difference, for every row that has them.
-    """
-    from tabulate import tabulate
-
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    if compare_paper and fmt == "csv":
-        raise DataError("--compare-paper renders markdown or latex, not csv")
-    if fmt == "csv":
-        return _csv(table)
-    pm = "$\\pm$" if fmt == "latex" else "±"
-    body = [[row] + [_cell(table, row, c, pm) for c in table.columns]
-            + ([_avg_text(table.average(row))] if table.task.averages else [])
-            for row in table.rows]
-    headers = ["augmenter"] + table.columns + (["Avg"] if table.task.averages else [])
-    notes = []
-    if table.missing:
-        notes.append(f"missing runs ({len(table.missing)}): " + "; ".join(table.missing))
-    if table.unfinished:
-        notes.append(f"unfinished runs ({len(table.unfinished)}): " + "; ".join(table.unfinished))
-    if table.failed:
-        notes.append(f"failed runs ({len(table.failed)}), not counted: " + "; ".join(table.failed))
-    empty = [c for c in table.columns if not any((r, c) in table.cells for r in table.rows)]
-    if empty:
-        notes.append(f"no finished runs yet for {', '.join(empty)}: its column is empty and "
-                     "no Avg covers it")
-    compared, uncompared = paper_comparison(table) if compare_paper else ([], [])
-    notes += uncompared
-    if compare_paper and not compared and not uncompared:
-        notes.append("no published numbers for these rows (dgbench knows EFDM's and MixStyle's "
-                     "PACS LODO and single-source tables, ResNet-18/50, and their OSNet / "
-                     "ResNet-50 re-identification rows; see dgbench/published.py)")
-    if fmt == "latex":
-        return _latex(table, headers, body, compared, notes)
-    parts = [table.caption(), "", tabulate(body, headers, tablefmt="pipe", disable_numparse=True)]
-    if compared:
-        parts += ["", "Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, ICLR "
-                  "2021; published cells are mean ± population std over 5 seeds):", "",
-                  tabulate(compared, headers, tablefmt="pipe", disable_numparse=True)]
-    return "\n".join(parts + ([""] + notes if notes else [])) + "\n"
-
-
-def _latex(table: Table, headers: list[str], body: list[list[str]], compared: list[list[str]],
-           notes: list[str]) -> str:
-    from tabulate import tabulate
-
-    def tab(rows: list[list[str]]) -> str:
-        text = tabulate(rows, headers, tablefmt="latex_booktabs", disable_numparse=True)
-        return text.replace("\\$\\textbackslash{}pm\\$", "$\\pm$").replace("±", "$\\pm$")
-
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(table.caption())}}}",
-             tab(body), "\\end{table}"]
-    if compared:
-        lines += ["\\begin{table}[t]", "\\centering",
-                  "\\caption{Ours beside the published numbers (EFDM, CVPR 2022; MixStyle, "
-                  "ICLR 2021).}", tab(compared), "\\end{table}"]
-    return "\n".join(lines + [f"% {n}" for n in notes]) + "\n"
-
-
-TEX = {"\\": "\\textbackslash{}", "%": "\\%", "&": "\\&", "_": "\\_", "#": "\\#", "$": "\\$",
-       "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\^{}", "±": "$\\pm$"}
-
-
-def tex(text: str) -> str:
-    """``text`` safe in LaTeX: its special characters escaped, ± as $\\pm$."""
-    return "".join(TEX.get(ch, ch) for ch in text)
-
-
-def _csv(table: Table) -> str:
-    """One line per cell: row, column, mean, spread, n and every value."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["row", "column", "mean", table.error, "n", "values"])
-    for row in table.rows:
-        for col in table.columns:
-            s = table.stats(row, col)
-            if s:
-                vals = " ".join(f"{v:.2f}" for v in table.cells[(row, col)])
-                w.writerow([row, col, f"{s[0]:.2f}", f"{s[1]:.2f}", s[2], vals])
-        if table.task.averages:
-            avg = table.average(row)
-            w.writerow([row, "Avg", "" if avg is None else f"{avg:.2f}", "", "", ""])
-    return buf.getvalue()
