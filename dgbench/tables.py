@@ -164,6 +164,8 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
         raise DataError(f"the records mix protocols ({', '.join(protocols)}); one table per "
                         "protocol: point 'dgbench table' at one experiment folder")
     task = get_task(df["task"].iloc[0] if len(df) else "classification")
+    if select not in RULES:
+        raise DataError(f"selection must be one of {', '.join(RULES)}; got {select!r}")
     if select not in task.selections:
         raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
                         f"{select} does not apply (use last)")
