@@ -30,7 +30,7 @@ h3 { margin-top: 1.6em; } .meta, .caption, .note { color: #57606a; font-size: .9
 table { border-collapse: collapse; margin: .6em 0 1em; font-variant-numeric: tabular-nums; }
 th, td { padding: .3em .7em; border-bottom: 1px solid #d0d7de; text-align: right; }
 th:first-child, td:first-child { text-align: left; } th { background: #f6f8fa; }
-td.sig { background: #e6f4ea; } img { max-width: 100%; border: 1px solid #eaeef2; margin: .4em 0; }
+td.sig { background: #e6f4ea; } img { width: 100%; border: 1px solid #eaeef2; margin: .4em 0; }
 ul.runs { font-size: .9em; } code { background: #f6f8fa; padding: 0 .25em; }
 """
 
@@ -62,7 +62,7 @@ def table_section(table: Any, baseline: str, test: str, alpha: float) -> tuple[s
     """The comparison table as HTML, with the significance marks when there is a baseline
     and something to compare it with; and the paired comparison (or None)."""
     from dgbench import stats
-    from dgbench.render import MARK, _body, best_cells
+    from dgbench.render import MARK, _body, _notes, best_cells
 
     found, note = None, ""
     try:
@@ -76,19 +76,19 @@ def table_section(table: Any, baseline: str, test: str, alpha: float) -> tuple[s
     classes = [[""] + ["sig" if MARK in c else "" for c in r[1:]] for r in body]
     parts = [_p(table.caption() + " Bold: the best mean of its column.", "caption"),
              _table_html(headers, body, classes)]
-    parts += [_p(n, "note") for n in table.notes]
+    parts += [_p(n, "note") for n in _notes(table)]  # missing, unfinished, failed, empty columns
     if note:
         parts.append(_p(note, "note"))
     return "\n".join(parts), found
 
 
-def comparison_section(found: Any) -> str:
+def comparison_section(found: Any, alpha: float = 0.05) -> str:
     from dgbench.stats import HEADERS, _rows
 
     rows = _rows(found)  # column 5: the Wilcoxon p-value, 6: the sign test's
-    classes = [["sig" if i in (5, 6) and _small(r[i]) else "" for i in range(len(r))]
+    classes = [["sig" if i in (5, 6) and _small(r[i], alpha) else "" for i in range(len(r))]
                for r in rows]
-    parts = [_p(found.caption() + " Shaded: p < 0.05.", "caption"),
+    parts = [_p(found.caption() + f" Shaded: p < {alpha:g}.", "caption"),
              _table_html(HEADERS, rows, classes)]
     if found.unmatched:
         parts += [_p(f"Unmatched runs ({len(found.unmatched)}), not compared:"),
@@ -96,11 +96,11 @@ def comparison_section(found: Any) -> str:
     return "\n".join(parts)
 
 
-def _small(p: str) -> bool:
-    if p.startswith("<"):
+def _small(p: str, alpha: float) -> bool:
+    if p.startswith("<"):  # "<0.0001"
         return True
     try:
-        return float(p) < 0.05
+        return float(p) < alpha
     except ValueError:  # "-": no test
         return False
 
@@ -177,7 +177,8 @@ def experiment_section(frame: pd.DataFrame, name: str, options: dict[str, Any]) 
     text, found = table_section(table, options["baseline"], options["test"], options["alpha"])
     parts = [f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>", "<h3>Table</h3>", text]
     if found is not None:
-        parts += ["<h3>Paired comparison with the baseline</h3>", comparison_section(found)]
+        parts += ["<h3>Paired comparison with the baseline</h3>",
+                  comparison_section(found, options["alpha"])]
     parts += ["<h3>Plots</h3>", plots_section(frame, options["select"], options["error"],
                                               options["by"])]
     headers, rows = differences(table)

@@ -1,6 +1,6 @@
 """Launchers side by side: 16 tiny runs, serial, ``--jobs 2`` and a local Ray, one thread each.
 
-    python scripts/bench_launch.py [--runs 16] [--subsample 64] [--epochs 1] [--rounds 1]
+    python scripts/bench_launch.py [--runs 16] [--subsample 64] [--epochs 2] [--rounds 1]
 
 Each mode is one ``dgbench sweep`` command (a fresh process, a fresh results folder) over the
 same 16 runs of the embedded digits dataset (8 seeds x none/efdmix, one target). Printed: the
@@ -49,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=16)
     ap.add_argument("--subsample", type=int, default=64, help="images per domain and split")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-launch-"))
@@ -72,6 +72,9 @@ def main() -> None:
     for mode in MODES:
         wall = statistics.median(walls[mode])
         print(f"{mode:<16} {wall:8.1f} {base / wall:9.2f}x {statistics.median(overheads[mode]):15.2f}")
+    extra = statistics.median(overheads["ray (local)"]) - statistics.median(overheads["local --jobs 2"])
+    print(f"Ray's cost over the local pool (the same two worker slots, the same imports in each "
+          f"worker): {extra:.2f} s per run")
 
 
 if __name__ == "__main__":
