@@ -1,6 +1,6 @@
 """Pinned results of real runs: moving code must not move a number.
 
-Every run here goes through ``dgbench run`` at one torch thread and is compared with numbers
+Every run here goes through ``dgbench run --threads 1`` and is compared with numbers
 pinned from main before the task/loop reshaping (commit ce9e7ce; the ReID and PACS ones
 re-pinned where the fidelity fixes of issue 12 changed them on purpose: the ReID neck's
 initialisation, and the PACS training transform): per run, the correct
@@ -63,7 +63,8 @@ def summarise(out: Path) -> dict[str, Any]:
 
 
 def run(out: Path, *args: str) -> dict[str, Any]:
-    assert main(["run", *args, "--no-progress", "--out", str(out)]) == 0
+    # --threads 1: dgbench sets torch's threads itself (default: the cores / --jobs)
+    assert main(["run", *args, "--threads", "1", "--no-progress", "--out", str(out)]) == 0
     return summarise(out)
 
 
