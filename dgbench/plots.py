@@ -261,13 +261,11 @@ def _config_value(cfg: Any, key: str) -> Any:
 
 
 def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = ",".join(map(str, v)) if isinstance(v, list) else v
-    return out
+    """Dotted keys of ``cfg``, lists as comma-joined text."""
+    from dgbench.history import flat
+
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else v
+            for k, v in flat(cfg, prefix).items()}
 
 
 def varying_keys(frame: pd.DataFrame) -> list[str]:

@@ -42,6 +42,7 @@ from typing import Any
 import pandas as pd
 
 from dgbench import config as C
+from dgbench.history import flat as _flatten  # an empty mapping (no augmenter arguments) adds no key
 
 
 def load(folder: str | Path) -> pd.DataFrame:
@@ -99,14 +100,6 @@ def _text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):  # an empty mapping (no augmenter arguments) adds no key
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _short(key: str) -> str:
