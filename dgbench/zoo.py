@@ -1,7 +1,7 @@
 """The augmenter table of ``docs/augmenters.md``, generated from the registry's metadata.
 
-Each augmenter class may state ``paper``, ``detached``, ``placement`` and ``cost`` as class
-attributes; its defaults come from its signature. ``dgbench list augmenters --markdown``
+Each augmenter class may state ``paper``, ``detached``, ``placement``, ``cost`` and ``search``
+(its sweep distributions) as class attributes; its defaults come from its signature. ``dgbench list augmenters --markdown``
 prints the table; a test checks that the committed file equals it.
 """
 
@@ -26,8 +26,16 @@ def _defaults(cls: type) -> str:
     return ", ".join(f"`{p.name}={p.default!r}`" for p in params if p.default is not p.empty) or "-"
 
 
+def _search(cls: type) -> str:
+    """``alpha: log_uniform [0.01, 1.0]``, one per searched argument (dgbench sweep)."""
+    found = getattr(cls, "search", None) or {}
+    return "; ".join(f"`{name}`: {dist[0]} {list(dist[1:]) if dist[0] != 'choice' else dist[1]}"
+                     for name, dist in found.items()) or "-"
+
+
 def augmenter_markdown(builtin_only: bool = True) -> str:
-    """The table: name, what it does, paper, defaults, what is detached, placement, cost."""
+    """The table: name, what it does, paper, defaults, what is detached, placement, cost,
+    search distributions."""
     from tabulate import tabulate
 
     rows = []
@@ -37,6 +45,7 @@ def augmenter_markdown(builtin_only: bool = True) -> str:
         cls = entry.obj
         rows.append([f"`{entry.name}`", entry.description, getattr(cls, "paper", "-"),
                      _defaults(cls), getattr(cls, "detached", "-"),
-                     getattr(cls, "placement", "-"), getattr(cls, "cost", "-")])
-    headers = ["name", "what it does", "paper", "defaults", "detached", "official placement", "cost"]
+                     getattr(cls, "placement", "-"), getattr(cls, "cost", "-"), _search(cls)])
+    headers = ["name", "what it does", "paper", "defaults", "detached", "official placement", "cost",
+               "search (dgbench sweep)"]
     return HEADER + tabulate(rows, headers, tablefmt="pipe", disable_numparse=True) + "\n"
