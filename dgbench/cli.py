@@ -190,6 +190,12 @@ SELECT_HELP = ("epoch per run: last (published rule, default), val (best source-
                "protocol.loo_validation=true), test-best (best test accuracy: optimistic)")
 
 
+def _add_select(parser: argparse.ArgumentParser) -> None:
+    """``--select``: the epoch-selection rule (``dgbench.tables.RULES``) of a results command."""
+    parser.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
+                        help=SELECT_HELP)
+
+
 def _add_table(sub: Any) -> None:
     tab = _command(sub, "table", help="render the comparison table of a results folder")
     tab.add_argument("folder", help="e.g. results/digits-lodo")
@@ -197,8 +203,7 @@ def _add_table(sub: Any) -> None:
                      choices=["markdown", "latex", "csv", "domainbed"],
                      help="domainbed: DomainBed's collect_results layout (mean +/- SE by "
                      "default)")
-    tab.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
-                     help=SELECT_HELP)
+    _add_select(tab)
     tab.add_argument("--error", choices=["std", "sd", "se", "ci95"],
                      help="error bar: std, population std (ddof=0, as the papers; the default), "
                      "sd, sample std (ddof=1), se, standard error (as DomainBed; the default of "
@@ -233,8 +238,7 @@ def _add_compare(sub: Any) -> None:
     cmp.add_argument("results", help="a results folder, e.g. results/digits-lodo")
     cmp.add_argument("--baseline", default="none",
                      help="the variant compared against: an augmenter (none) or a row label")
-    cmp.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
-                     help=SELECT_HELP)
+    _add_select(cmp)
     cmp.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"],
                      help="markdown (caption, table, unmatched runs), csv or latex (booktabs)")
     cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
@@ -271,8 +275,7 @@ def _add_plot_report(sub: Any) -> None:
                         help="the paired test behind the table's daggers")
     report.add_argument("--alpha", type=float, default=0.05, help="the daggers' threshold")
     for p in (plot, report):
-        p.add_argument("--select", default="last", choices=["last", "val", "loo", "test-best"],
-                       help=SELECT_HELP)
+        _add_select(p)
         p.add_argument("--error", default="std", choices=["std", "sd", "se", "ci95"],
                        help="error bars: population std (the papers'), sample std, standard "
                        "error (DomainBed's) or 95%% CI half-width")

@@ -131,29 +131,27 @@ def differences(table: Any) -> tuple[list[str], list[list[str]]]:
     """The config keys whose values differ between the table's rows: a header and a row per
     key (the runs' own per-run keys, seeds and splits, left out)."""
     from dgbench import config as C
-    from dgbench.results import _flatten
+    from dgbench.results import _flatten, _text
 
     ignored = set(C.PER_RUN) | set(C.NOT_IDENTITY)
     flat = {r: {k: v for k, v in _flatten(cfg).items() if k not in ignored}
             for r, cfg in table.row_configs.items()}
     keys = sorted({k for f in flat.values() for k in f})
-    rows = [[k] + [_short(flat[r].get(k, "-")) for r in table.rows] for k in keys
+    rows = [[k] + [_text(flat[r].get(k, "-")) for r in table.rows] for k in keys
             if len({repr(flat[r].get(k)) for r in table.rows}) > 1]
     return ["config key"] + table.rows, rows
-
-
-def _short(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def environment_section(records: list[dict[str, Any]]) -> str:
     """What the runs were made with: each environment and device field with the number of
     runs of each value (one value is what a reader hopes for)."""
+    from dgbench.results import _text
+
     counts: dict[str, Counter] = {}
     for r in records:
         for block in ("environment", "device"):
             for key, value in (r.get(block) or {}).items():
-                text = _short(value) if not isinstance(value, dict) else ", ".join(
+                text = _text(value) if not isinstance(value, dict) else ", ".join(
                     f"{k} {v}" for k, v in value.items())
                 counts.setdefault(f"{block}.{key}", Counter())[text] += 1
     rows = [[k, "; ".join(f"{v} ({n} runs)" if len(c) > 1 else v for v, n in c.most_common())]
