@@ -17,28 +17,60 @@ CPU = Env(torch.device("cpu"))
 
 
 @torch.no_grad()
-def count_correct(model: nn.Module, loader: DataLoader, env: Env = CPU) -> tuple[int, int]:
-    """(correct, total) of ``model``'s top-1 predictions over ``loader``."""
+def correct_flags(model: nn.Module, loader: DataLoader, env: Env = CPU) -> torch.Tensor:
+    """Whether ``model``'s top-1 prediction is right, per image of ``loader`` in its order
+    (a bool tensor on the CPU, moved there once)."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=env.device)
-    total = 0
+    flags = []
     for images, labels, _ in loader:
         images, labels = env.images(images), labels.to(env.device, non_blocking=True)
         with env.autocast():
             logits = model(images)
-        correct += (logits.argmax(dim=1) == labels).sum()
-        total += labels.numel()
-    return int(correct), total
+        flags.append(logits.argmax(dim=1) == labels)
+    return torch.cat(flags).cpu() if flags else torch.zeros(0, dtype=torch.bool)
 
 
-def evaluate_tests(model: nn.Module, loaders: dict[str, DataLoader],
-                   env: Env = CPU) -> tuple[dict[str, dict[str, float | int]], float]:
+def count_correct(model: nn.Module, loader: DataLoader, env: Env = CPU) -> tuple[int, int]:
+    """(correct, total) of ``model``'s top-1 predictions over ``loader``."""
+    flags = correct_flags(model, loader, env)
+    return int(flags.sum()), len(flags)
+
+
+#: DomainBed's holdout fraction: the share of each test domain its test-domain oracle selects on
+ORACLE_FRACTION = 0.2
+
+
+def oracle_part(n: int, seed: int, name: str) -> torch.Tensor:
+    """The held-out part of a test set of ``n`` images for DomainBed's test-domain oracle: a
+    bool mask of ``int(0.2 n)`` images (at least one, and one fewer than ``n``, where ``n`` >= 2)
+    drawn by a generator seeded from (the run's seed, the test set's name), so that every
+    hyperparameter setting of a seed is judged on the same images. The oracle selects on this
+    part and reports the rest (DomainBed's ``split_dataset`` with ``holdout_fraction`` 0.2)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"oracle:{seed}:{name}".encode()).digest()
+    order = np.random.default_rng(int.from_bytes(digest[:8], "big")).permutation(n)
+    held = min(max(int(n * ORACLE_FRACTION), 1), n - 1) if n >= 2 else 0
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.from_numpy(order[:held])] = True
+    return mask
+
+
+def evaluate_tests(model: nn.Module, loaders: dict[str, DataLoader], env: Env = CPU,
+                   seed: int | None = None) -> tuple[dict[str, dict[str, Any]], float]:
     """Accuracy on each test set, and pooled over their union (correct / images, not a mean
-    of accuracies: the single-source number the papers publish)."""
-    test: dict[str, dict[str, float | int]] = {}
+    of accuracies: the single-source number the papers publish). With ``seed``, each test
+    set also gets ``held`` and ``rest``: [correct, images] on its oracle part
+    (:func:`oracle_part`) and on the other images."""
+    test: dict[str, dict[str, Any]] = {}
     for name, loader in loaders.items():
-        correct, total = count_correct(model, loader, env)
+        flags = correct_flags(model, loader, env)
+        correct, total = int(flags.sum()), len(flags)
         test[name] = {"acc": correct / max(total, 1), "correct": correct, "n": total}
+        if seed is not None:
+            mask = oracle_part(total, seed, name)
+            test[name]["held"] = [int(flags[mask].sum()), int(mask.sum())]
+            test[name]["rest"] = [int(flags[~mask].sum()), int((~mask).sum())]
     pooled = sum(t["correct"] for t in test.values()) / max(sum(t["n"] for t in test.values()), 1)
     return test, pooled
 

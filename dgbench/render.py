@@ -23,7 +23,8 @@ DOMAINBED_SELECTION = {
     "last": "last epoch (no model selection)",
     "val": "training-domain validation set",
     "loo": "leave-one-domain-out cross-validation",
-    "test-best": "best test-domain epoch (oracle, optimistic)",
+    "oracle": "test-domain validation set (oracle)",
+    "test-best": "best test-domain epoch (optimistic)",
 }
 
 

@@ -13,7 +13,8 @@ run            ``experiment``, ``run_id``, ``task``, ``protocol``, ``dataset``,
 augmenter      ``aug`` (name), ``aug_args`` (``"alpha=0.1, mix=random, p=0.5"``), one
                ``aug.<argument>`` column per argument, ``insert`` (``"layer1,layer2"``),
                ``variant`` (the table row label: the augmenter plus the settings that
-               tell it apart from the other runs of the frame)
+               tell it apart from the other runs of the frame), ``family`` (the same
+               without the augmenter's arguments: what ``--select oracle`` chooses within)
 split          ``seed``, ``split`` (the protocol's split: the held-out domain under LODO,
                the source under single-source, the direction for reid), ``split_index``,
                ``split_title`` (the table's column title), ``role`` (``test``, or
@@ -21,7 +22,9 @@ split          ``seed``, ``split`` (the protocol's split: the held-out domain un
 epoch          ``epoch`` (1-based), ``epochs``, ``last``, ``per_epoch`` (the run was
                evaluated every epoch), ``lr``, ``loss``, ``train_acc``, ``val_acc``
                (source validation; classification), ``score`` (the run's pooled score at
-               that epoch: accuracy over all its test sets, or mean mAP)
+               that epoch: accuracy over all its test sets, or mean mAP); classification:
+               ``oracle_val`` (accuracy on the held-out 20% of the test sets, pooled),
+               ``oracle_score`` (on the other 80%, pooled), ``oracle_acc`` (per test set)
 test set       ``test``, ``test_index``, ``test_title``; classification: ``acc``, ``n``;
                reid: ``mAP``, ``rank1``, ``rank5``, ``rank10``, ``rank20``, ``n_query``,
                ``n_gallery``
@@ -67,9 +70,10 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     from dgbench.tasks import get_task, record_task
 
     rows = []
-    for record, variant in zip(records, variant_labels(records)):
+    for record, variant, family in zip(records, variant_labels(records),
+                                       variant_labels(records, with_args=False)):
         task = record_task(record)
-        run = _run_columns(record, task, variant)
+        run = {**_run_columns(record, task, variant), "family": family}
         rows += [{**run, **row} for row in get_task(task).result_rows(record)]
     out = pd.DataFrame(rows)
     if len(out):
@@ -108,17 +112,20 @@ def _short(key: str) -> str:
     return {"aug.insert": "insert"}.get(key, key)
 
 
-def variant_labels(records: list[dict[str, Any]]) -> list[str]:
+def variant_labels(records: list[dict[str, Any]], with_args: bool = True) -> list[str]:
     """A row label per record: the augmenter, plus the settings that tell its rows apart.
 
     A variant is a set of runs whose configs agree on everything but the keys that differ
     between the runs of one comparison (``seeds``, ``protocol.targets``) and the keys that
-    are not part of a run's identity (``experiment``, ``data.root``).
+    are not part of a run's identity (``experiment``, ``data.root``). Without ``with_args``
+    the augmenter's arguments are not looked at either: the label of a run's family, the
+    variants that differ only in the hyperparameters a sweep searches.
     """
     ignored = set(C.PER_RUN) | set(C.NOT_IDENTITY)
     flat_cfgs = []
     for r in records:
-        f = {k: v for k, v in _flatten(r["config"]).items() if k not in ignored}
+        f = {k: v for k, v in _flatten(r["config"]).items()
+             if k not in ignored and (with_args or not k.startswith("aug.args."))}
         if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits
             f.pop("aug.insert", None)
         flat_cfgs.append(f)

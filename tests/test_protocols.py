@@ -235,3 +235,102 @@ def test_compare_paper_for_reid_uses_efdms_osnet_rows():
     text = render(build_table(frame([rec])), compare_paper=True)
     assert "market1501->grid split 0 mAP" in text and "35.5" in text and "26.7" in text
     assert "difference (ours - paper)" in text and "-5.5" in text  # 30.0 - 35.5
+
+
+# -- DomainBed's test-domain oracle ----------------------------------------------------------
+def test_oracle_part_is_a_seeded_fifth_of_each_test_set():
+    from dgbench.evaluate import oracle_part
+
+    a = oracle_part(100, 1, "photo")
+    assert a.dtype == torch.bool and int(a.sum()) == 20  # DomainBed: int(0.2 n)
+    assert torch.equal(a, oracle_part(100, 1, "photo"))  # the same images for every setting
+    assert not torch.equal(a, oracle_part(100, 2, "photo"))  # a seed's own split
+    assert not torch.equal(a, oracle_part(100, 1, "sketch"))
+    assert int(oracle_part(3, 1, "x").sum()) == 1 and int(oracle_part(9, 1, "x").sum()) == 1
+    assert int(oracle_part(1, 1, "x").sum()) == 0
+
+
+def test_evaluate_tests_splits_each_test_set_into_held_and_rest():
+    from dgbench.evaluate import oracle_part
+
+    labels = [0, 1] * 10 + [0] * 5
+    test, _ = evaluate_tests(ConstantModel(), {"a": loader(labels)}, seed=3)
+    mask = oracle_part(len(labels), 3, "a")
+    right = torch.tensor(labels) == 0
+    assert test["a"]["held"] == [int(right[mask].sum()), 5]
+    assert test["a"]["rest"] == [int(right[~mask].sum()), 20]
+    assert test["a"]["held"][0] + test["a"]["rest"][0] == test["a"]["correct"] == 15
+
+
+def oracle_record(run_id, seed, alpha, val, rest, aug="efdmix", full=0.5):
+    rec = record(seed, [{"epoch": 1, "val_acc": 0.5, "score": 0.9, "test_acc": {"photo": 0.9}},
+                        {"epoch": 2, "val_acc": 0.5, "score": full, "test_acc": {"photo": full},
+                         "oracle_val": val, "oracle_acc": {"photo": rest}, "oracle_score": rest}],
+                 aug=aug)
+    rec["run_id"] = run_id
+    rec["config"]["aug"]["args"] = {"alpha": alpha} if aug != "none" else {}
+    return rec
+
+
+def test_oracle_chooses_the_setting_by_the_held_out_fifth_and_reports_the_rest():
+    recs = [oracle_record("a", 1, 0.1, val=0.60, rest=0.50),
+            oracle_record("b", 1, 0.3, val=0.70, rest=0.40),  # best held-out: chosen, reports 40
+            oracle_record("c", 2, 0.1, val=0.80, rest=0.55),  # seed 2: alpha 0.1
+            oracle_record("d", 2, 0.3, val=0.80, rest=0.90),  # a tie: the earlier run id wins
+            oracle_record("n1", 1, None, val=0.2, rest=0.30, aug="none"),
+            oracle_record("n2", 2, None, val=0.2, rest=0.20, aug="none")]
+    assert build_table(recs).rows == ["none", "efdmix (alpha=0.1)", "efdmix (alpha=0.3)"]
+    table = build_table(recs, select="oracle")
+    assert table.rows == ["none", "efdmix"]  # the settings collapse into their family
+    assert table.cells[("efdmix", "Photo")] == pytest.approx([40.0, 55.0])
+    assert table.cells[("none", "Photo")] == pytest.approx([30.0, 20.0])
+    caption = table.caption()
+    assert "DomainBed's test-domain oracle" in caption and "held-out 20%" in caption
+    assert "efdmix: alpha=0.1 (1x), alpha=0.3 (1x), each chosen among 2 run(s)" in caption
+    assert "none: no arguments (2x), each chosen among 1 run(s)" in caption
+    assert "test-domain validation set (oracle)" in render(table, "domainbed")
+
+
+def test_oracle_refuses_records_without_a_held_out_part():
+    rec = record(1, HISTORY)  # per-epoch test accuracy, but no oracle split
+    with pytest.raises(DataError, match="no held-out part of its test domains.*--force"):
+        build_table([rec], select="oracle")
+
+
+def test_oracle_over_a_searched_sweep(tmp_path, capsys):
+    """A seeded random search of efdmix's arguments on toy: --select oracle keeps one row per
+    family, each cell the held-out-80% accuracy of the run best on the held-out 20%."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text("base: {data.name: toy, protocol.targets: [red], train.epochs: 1, "
+                    "aug.names: [efdmix]}\nsearch: {kind: random, samples: 3, seed: 0}\n")
+    out = tmp_path / "res"
+    assert main(["sweep", str(path), "--out", str(out), "--threads", "1"]) == 0
+    records = [json.loads(p.read_text()) for p in out.rglob("record.json")]
+    assert len(records) == 3
+    last = [r["history"][-1] for r in records]
+    for h, r in zip(last, records):
+        (t,) = r["final"]["test"].values()
+        assert h["oracle_val"] == t["held"][0] / t["held"][1]
+        assert h["oracle_score"] == t["rest"][0] / t["rest"][1] == h["oracle_acc"]["red"]
+    best = min(zip(last, records), key=lambda hr: (-hr[0]["oracle_val"], hr[1]["run_id"]))[0]
+    capsys.readouterr()
+    assert main(["table", str(out / "toy-lodo"), "--select", "oracle", "--format", "csv"]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[1].startswith("efdmix,")  # one row: the family
+    table = build_table(frame(records), select="oracle")
+    assert table.rows == ["efdmix"]
+    assert table.cells[("efdmix", "red")] == [pytest.approx(100 * best["oracle_score"])]
+
+
+def test_oracle_rows_compare_with_the_baseline_by_seed_and_split():
+    from dgbench.stats import compare
+
+    recs = [oracle_record("a", 1, 0.1, val=0.6, rest=0.5), oracle_record("b", 1, 0.3, val=0.7, rest=0.4),
+            oracle_record("c", 2, 0.1, val=0.8, rest=0.55), oracle_record("d", 2, 0.3, val=0.1, rest=0.9),
+            oracle_record("n1", 1, None, val=0.2, rest=0.3, aug="none"),
+            oracle_record("n2", 2, None, val=0.2, rest=0.2, aug="none")]
+    found = compare(frame(recs), select="oracle")
+    text = render(build_table(recs, select="oracle"))
+    assert "efdmix" in text and "Oracle choices" in text
+    pooled = found.get("efdmix")
+    assert pooled.n == 2 and pooled.mean == pytest.approx(((40 - 30) + (55 - 20)) / 2)
