@@ -11,16 +11,54 @@ import torch
 from dgbench.augmenter import Augmenter
 from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
 from dgbench.registry import AUGMENTERS
+from dgbench.sorting import scratch, sort_rows
 
 
 class _MixSorted(torch.autograd.Function):
-    """``lam * content + (1 - lam) * matched`` with EFDMix's gradients.
+    """EFDMix of rows ``flat`` (B, C, N): each position gets ``lam * own value + (1 - lam) *
+    the partner's value of the same rank``, with EFDMix's gradients: the identity for the
+    content (not ``lam``), ``1 - lam`` for the partner's sorted values.
 
-    The content's gradient is the identity (not ``lam``), the matched values' is ``1 - lam``:
-    the same as the official ``x + (1 - lam) * (matched - x.detach())``, but the forward value
-    comes from one ``lerp``, exact at both ends (lam=0 gives the partner's values bit for bit,
-    lam=1 the input), and the backward costs one multiply.
+    The official code sorts, sorts the indices again (their inverse permutation) and gathers;
+    here the one sort's indices scatter the mixed sorted values back in place, and the mix is
+    done in sorted order, where a position's own value is its sorted value. The forward value
+    is one ``lerp``, exact at both ends (lam=0 gives the partner's values bit for bit, lam=1
+    the input). The backward is written out (one gather, one scatter) rather than left to
+    autograd's chain through sort, indexing and scatter, which zero-fills and accumulates
+    full-size buffers twice over.
     """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor,
+                stable: bool) -> torch.Tensor:
+        values, order = sort_rows(flat, stable, scratch("efdmix a", flat))
+        mixed = torch.index_select(values, 0, perm, out=scratch("efdmix b", flat))
+        mixed.lerp_(values, lam)  # lam * own + (1 - lam) * partner, by rank
+        ctx.save_for_backward(order, lam, perm)
+        return torch.empty_like(flat).scatter_(-1, order, mixed)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        order, lam, perm = ctx.saved_tensors
+        grad = grad.contiguous()
+        # the gradient of each partner's sorted value (scratch buffers: dead on return)
+        by_rank = torch.gather(grad, -1, order, out=scratch("efdmix a", grad)).mul_(1 - lam)
+        to_partner = scratch("efdmix b", grad)
+        # every sample one sample's partner (checked on the CPU only: elsewhere a sync)
+        if perm.device.type == "cpu" and bool((torch.bincount(perm, minlength=len(perm)) == 1).all()):
+            inverse = torch.empty_like(perm)
+            inverse[perm] = torch.arange(len(perm), device=perm.device)
+            torch.index_select(by_rank, 0, inverse, out=to_partner)
+        else:  # a sample partnered twice (an odd crossdomain batch) sums both; none: zero
+            to_partner.zero_().index_add_(0, perm, by_rank)
+        out = torch.empty_like(grad).scatter_(-1, order, to_partner)
+        return out.add_(grad), None, None, None
+
+
+class _MixMatched(torch.autograd.Function):
+    """``lam * content + (1 - lam) * matched`` with EFDMix's gradients, for subclasses that
+    compute ``matched`` themselves (histogram matching): one ``lerp`` forward; backward the
+    identity for the content and ``1 - lam`` for ``matched``."""
 
     @staticmethod
     def forward(ctx, content: torch.Tensor, matched: torch.Tensor, lam: torch.Tensor):
@@ -43,7 +81,7 @@ class EFDMix(Augmenter):
     )
     detached = "nothing: content gets the identity gradient, the partner's sorted values 1 - lambda"
     placement = "after layer1-3 (ResNet-18) / layer1-2 (ResNet-50), one shared instance"
-    cost = "one sort over H x W + one scatter"
+    cost = "one sort over H x W + one scatter (backward: one gather, one scatter)"
     search = {"alpha": ["log_uniform", 0.01, 1.0], "p": ["uniform", 0.1, 1.0]}
 
     def __init__(
@@ -59,12 +97,9 @@ class EFDMix(Augmenter):
         return beta_weights(batch, self.alpha, x)
 
     def match(self, values: torch.Tensor, order: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-        """Each position's partner value of the same rank: (B, C, N).
-
-        Position order[b, c, k] holds the k-th smallest value of sample b; give it the k-th
-        smallest value of the partner. One scatter into the sort indices replaces the
-        official second sort (argsort of ``order``) and gather: same values, same gradient.
-        """
+        """Each position's partner value of the same rank, (B, C, N): what a subclass
+        overrides to match otherwise (histogram matching). EFDMix itself never calls it: its
+        forward does the same in one fused op (:class:`_MixSorted`)."""
         return torch.empty_like(values).scatter_(-1, order, values[perm])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
@@ -72,13 +107,14 @@ class EFDMix(Augmenter):
             return x
         batch, channels, height, width = x.shape
         flat = x.reshape(batch, channels, height * width)  # (B, C, N); copies if channels_last
-        values, order = torch.sort(flat, dim=-1, stable=self.stable)
         perm = partner_indices(batch, self.mix, x.device)
-        matched = self.match(values, order, perm)
         lam = self.weights(batch, x).view(batch, 1, 1).to(x.dtype)
-        # lam * x + (1 - lam) * matched; the content path's gradient is the identity, and the
-        # partner's sorted values keep theirs (not detached).
-        out = _MixSorted.apply(flat, matched, lam).view(batch, channels, height, width)
+        if type(self).match is EFDMix.match:  # exact matching: the fused op
+            out = _MixSorted.apply(flat, lam, perm, self.stable)
+        else:
+            values, order = sort_rows(flat, self.stable)
+            out = _MixMatched.apply(flat, self.match(values, order, perm), lam)
+        out = out.view(batch, channels, height, width)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             out = out.contiguous(memory_format=torch.channels_last)
         return out
