@@ -55,6 +55,12 @@ class _MixSorted(torch.autograd.Function):
         return out.add_(grad), None, None, None
 
 
+@torch.compiler.disable  # eager under torch.compile: scratch buffers, a data-dependent sort path
+def _mix_sorted(flat: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor,
+                stable: bool) -> torch.Tensor:
+    return _MixSorted.apply(flat, lam, perm, stable)
+
+
 class _MixMatched(torch.autograd.Function):
     """``lam * content + (1 - lam) * matched`` with EFDMix's gradients, for subclasses that
     compute ``matched`` themselves (histogram matching): one ``lerp`` forward; backward the
@@ -110,7 +116,7 @@ class EFDMix(Augmenter):
         perm = partner_indices(batch, self.mix, x.device)
         lam = self.weights(batch, x).view(batch, 1, 1).to(x.dtype)
         if type(self).match is EFDMix.match:  # exact matching: the fused op
-            out = _MixSorted.apply(flat, lam, perm, self.stable)
+            out = _mix_sorted(flat, lam, perm, self.stable)
         else:
             values, order = sort_rows(flat, self.stable)
             out = _MixMatched.apply(flat, self.match(values, order, perm), lam)

@@ -30,8 +30,12 @@ class Env:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Env":
-        """CUDA runs use autocast and channels_last as configured; CPU runs neither."""
+        """CUDA runs use autocast and channels_last as configured; CPU runs both only with
+        ``train.cpu_amp`` (bfloat16)."""
         device = torch.device(cfg.device)
+        if device.type == "cpu":
+            on = cfg.train.cpu_amp
+            return cls(device, torch.bfloat16 if on else None, on)
         cuda = device.type == "cuda"
         amp = getattr(torch, cfg.train.amp_dtype) if (cuda and cfg.train.amp) else None
         return cls(device, amp, cuda and cfg.train.channels_last)

@@ -165,6 +165,24 @@ def _warn_learning_rate(cfg: C.Config) -> None:
                       f"{cfg.data.name} recommendation ({usual:g}); such runs usually diverge")
 
 
+def _check_speed_settings(cfg: C.Config, device: str) -> None:
+    """``train.compile`` needs a compiler where it compiles; ``train.cpu_amp`` on a CPU
+    without bf16 units is allowed, with a warning of what it costs."""
+    import shutil
+    import warnings
+
+    import torch
+
+    if cfg.train.compile and device == "cpu" and not (shutil.which("g++") or shutil.which("c++")):
+        raise ConfigError("train.compile on the CPU needs a C++ compiler (g++) for torch.compile; "
+                          "install one (apt-get install -y g++) or drop train.compile")
+    capability = torch.backends.cpu.get_cpu_capability()
+    if cfg.train.cpu_amp and device == "cpu" and "AVX512" not in capability:
+        warnings.warn(f"train.cpu_amp: this CPU has {capability} kernels, no AVX-512 bf16 / AMX "
+                      "units; bfloat16 autocast trains slower than float32 here (6-8x on an "
+                      "AVX2 EPYC: scripts/bench_train.py --what amp)")
+
+
 def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
     out = copy.copy(cfg)
     out.train = train
@@ -195,6 +213,7 @@ def make_plan(cfg: C.Config) -> Plan:
     check_insert(probe, insert)
 
     _warn_learning_rate(cfg)
+    _check_speed_settings(cfg, device)
     experiment = cfg.experiment or (
         f"{cfg.data.name}-to-{cfg.protocol.target}" if target is not None
         else f"{cfg.data.name}-{cfg.protocol.name}")

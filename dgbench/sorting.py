@@ -86,8 +86,8 @@ def scratch(role: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> 
 
 def sort_rows(x: torch.Tensor, stable: bool = False,
               values_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.sort(x, dim=-1, stable=stable)``: the same values and indices (the values
-    written into ``values_out`` where given)."""
+    """``torch.sort(x, dim=-1, stable=stable)``: the same values and indices. ``values_out``:
+    a buffer the CPU path may write the values into (use the returned tensor)."""
     if x.device.type == "cpu" and x.dtype in _INT and x.shape[-1] >= 2 and (
             stable or _unstable_matches(x.dtype)):
         bits = x.view(_INT[x.dtype])
@@ -101,5 +101,4 @@ def sort_rows(x: torch.Tensor, stable: bool = False,
                 return x.gather(-1, order), order
             return torch.gather(x, -1, order, out=values_out), order
         # a NaN (no faithful key): sorted as floats below
-    values, order = torch.sort(x, dim=-1, stable=stable)
-    return (values if values_out is None else values_out.copy_(values)), order
+    return torch.sort(x, dim=-1, stable=stable)

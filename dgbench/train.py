@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,25 +29,35 @@ from dgbench.checkpoint import Checkpoint
 from dgbench.history import HistoryLog
 from dgbench.records import Record, Run, build_record
 from dgbench.registry import AUGMENTERS
-from dgbench.tasks import get_task
+from dgbench.tasks import RunData, get_task
 
 
-def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
-              target: DomainDataset | None = None, run_dir: Path | None = None,
-              image_cache: Any = None, history: HistoryLog | None = None) -> Record:
-    """Train and evaluate one run; return its record (not yet written). ``target``: the
-    dataset tested on, for cross-dataset protocols; ``run_dir``: where the checkpoint of
-    every epoch is kept (a run with a checkpoint there resumes from it); ``image_cache``:
-    the decoded-image cache, if the caller opened it; ``history``: where each epoch's row
-    is written as it is measured."""
+@dataclass
+class Setup:
+    """What a run trains with, built in a fixed order from its seed (:func:`prepare`)."""
+
+    env: Env
+    data: RunData
+    loader: Any  # the training DataLoader (its sampler is checkpointed)
+    batches: ReadyBatches
+    augment: Any  # the image cache's batch augmentation, or None
+    cache: Any
+    model: torch.nn.Module
+    placed: Any
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+
+def prepare(run: Run, dataset: DomainDataset, target: DomainDataset | None = None,
+            image_cache: Any = None, progress: bool = True) -> Setup:
+    """Seed everything, then the data (the task's parts, the loader handing over ready
+    tensors) and the model (the task's network, the augmenter at the named points) with its
+    optimizer: the training loop's and the benchmarks' one way to build a run."""
     cfg, seed, task = run.config, run.seed, get_task(dataset.task)
-    started, t_start = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(seed)
     env = Env.from_config(cfg)
     if env.cuda:
         torch.backends.cudnn.benchmark = False  # the reference harness forces it on
-
-    # ---- data: the task's parts; the loader hands over ready tensors ---------------------
     cache = augment = None
     if cfg.data.cache and dataset.supports_cache:  # decoded once, augmented per batch
         cache = image_cache or imagecache.open_for(dataset, cfg.data.name, cfg.data.image_size,
@@ -59,7 +70,6 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                           cfg.train.domain_epoch, **options)
     batches = ReadyBatches(loader, env.images, env.device, augment)
 
-    # ---- model: the task's network, the augmenter at the named points --------------------
     model = task.build_model(cfg, data.num_outputs)
     aug_cls = AUGMENTERS.get(run.aug)
     placed = insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), run.aug,
@@ -72,9 +82,27 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
                                 momentum=t.momentum, weight_decay=t.weight_decay,
                                 nesterov=t.nesterov)
     scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp_dtype == torch.float16)
+    return Setup(env, data, loader, batches, augment, cache, model, placed, optimizer, scaler)
+
+
+def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
+              target: DomainDataset | None = None, run_dir: Path | None = None,
+              image_cache: Any = None, history: HistoryLog | None = None) -> Record:
+    """Train and evaluate one run; return its record (not yet written). ``target``: the
+    dataset tested on, for cross-dataset protocols; ``run_dir``: where the checkpoint of
+    every epoch is kept (a run with a checkpoint there resumes from it); ``image_cache``:
+    the decoded-image cache, if the caller opened it; ``history``: where each epoch's row
+    is written as it is measured."""
+    cfg, task = run.config, get_task(dataset.task)
+    started, t_start = datetime.now(timezone.utc), time.perf_counter()
+    s = prepare(run, dataset, target, image_cache, progress)
+    model, optimizer, scaler, batches, env, data = (s.model, s.optimizer, s.scaler, s.batches,
+                                                    s.env, s.data)
+    t = cfg.train
+    forward = torch.compile(model) if t.compile else model  # train.compile: the training pass
 
     # ---- the loop: from the last checkpoint, if the run was interrupted --------------------
-    checkpoint = Checkpoint(run_dir, model, optimizer, scaler, loader, augment and augment.gen)
+    checkpoint = Checkpoint(run_dir, model, optimizer, scaler, s.loader, s.augment and s.augment.gen)
     done = checkpoint.restore() or {"epoch": 0, "history": [], "counters": [0, 0.0]}
     log = history or HistoryLog()
     log.start(done["history"])
@@ -85,7 +113,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     for epoch in range(start, t.epochs):
         lr = set_lr(optimizer, t, epoch)
         t_epoch = time.perf_counter()
-        loss, train_acc, seen, steps, bad_step = train_epoch(model, batches, optimizer, scaler,
+        loss, train_acc, seen, steps, bad_step = train_epoch(forward, batches, optimizer, scaler,
                                                              env, t.label_smoothing, bar)
         if bad_step >= 0:
             bar.close()
@@ -106,8 +134,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               "started": started.isoformat(timespec="seconds"),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "resumed_after_epoch": start or None}
-    return build_record(run, task, dataset, data.sizes, model, placed, log.rows, final,
-                        timing, env.describe(), cache)
+    return build_record(run, task, dataset, data.sizes, model, s.placed, log.rows, final,
+                        timing, env.describe(), s.cache)
 
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,

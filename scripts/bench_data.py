@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--input-only", action="store_true", help="(a) only")
     ns = parser.parse_args()
     ds = PACS(ns.data_root, ns.size)
     folder, files = ds.image_files()
@@ -113,6 +114,8 @@ def main() -> None:
     p, c = statistics.median(plain), statistics.median(cached)
     print(f"(a) input pipeline, one epoch: PIL + torchvision {p:.0f} img/s, dgbench {c:.0f} img/s: "
           f"{c / p:.1f}x (target >= 3x: {'met' if c / p >= 3 else 'NOT met'})")
+    if ns.input_only:
+        return
     harness, bare = [], []
     for _ in range(2):
         h, batches, plan = harness_epoch(ns.data_root, ns.workers)

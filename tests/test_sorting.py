@@ -44,6 +44,11 @@ def test_sort_rows_into_a_buffer_and_with_gradient():
     out = torch.empty_like(x)
     values, order = sort_rows(x, False, out)
     assert values.data_ptr() == out.data_ptr() and torch.equal(values, torch.sort(x, dim=-1)[0])
+    x[0, 0, 0] = float("nan")  # the float sort's path: a new tensor, the same values
+    values, order = sort_rows(x, False, out)
+    ref_values, ref_order = torch.sort(x, dim=-1)
+    torch.testing.assert_close(values, ref_values, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(order, ref_order)
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     up = torch.randn_like(x)
     (sort_rows(a)[0] * up).sum().backward()

@@ -85,6 +85,10 @@ class TrainConfig:
     amp: bool = _f(True, help="CUDA only: autocast")
     amp_dtype: Literal["bfloat16", "float16"] = _f("bfloat16", help="float16 adds a scaler")
     channels_last: bool = _f(True, help="CUDA only")
+    cpu_amp: bool = _f(False, since="0.2", help="CPU: bfloat16 autocast + channels_last; pays "
+                       "off only with AVX-512 bf16 / AMX units (6-8x slower on an AVX2 CPU)")
+    compile: bool = _f(False, since="0.2", help="torch.compile the training forward (minutes "
+                       "of compiling first; other rounding, so another run)")
 
 
 @dataclass
