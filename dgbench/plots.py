@@ -115,6 +115,12 @@ def _check(frame: pd.DataFrame, error: str, select: str = "last") -> pd.DataFram
     tests = frame[frame["role"] == "test"]
     if tests.empty:
         raise DataError("no test runs to plot (only leave-one-domain-out validation runs)")
+    from dgbench.tasks import get_task
+
+    task = get_task(tests["task"].iloc[0])
+    if select not in task.selections:
+        raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
+                        f"{select} does not apply (use last)")
     return tests
 
 
@@ -309,6 +315,10 @@ def sweep_data(frame: pd.DataFrame, by: str | None, select: str = "last",
     from dgbench.tables import select_epochs
 
     _check(frame, error, select)
+    if select == "oracle":
+        raise DataError("--select oracle keeps one hyperparameter setting per seed and split, "
+                        "so a sweep plot would hide the others; plot the sweep with --select "
+                        "last (or val, loo)")
     available = varying_keys(frame)
     runs = select_epochs(frame, select).drop_duplicates("run_id")
     runs = runs.assign(x=_swept(runs, by, available).to_numpy(), pct=100.0 * runs["score"])

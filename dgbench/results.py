@@ -14,7 +14,8 @@ augmenter      ``aug`` (name), ``aug_args`` (``"alpha=0.1, mix=random, p=0.5"``)
                ``aug.<argument>`` column per argument, ``insert`` (``"layer1,layer2"``),
                ``variant`` (the table row label: the augmenter plus the settings that
                tell it apart from the other runs of the frame), ``family`` (the same
-               without the augmenter's arguments: what ``--select oracle`` chooses within)
+               without the hyperparameters the augmenter's ``search`` declares: what
+               ``--select oracle`` chooses within)
 split          ``seed``, ``split`` (the protocol's split: the held-out domain under LODO,
                the source under single-source, the direction for reid), ``split_index``,
                ``split_title`` (the table's column title), ``role`` (``test``, or
@@ -112,20 +113,32 @@ def _short(key: str) -> str:
     return {"aug.insert": "insert"}.get(key, key)
 
 
+def _searched(aug: str) -> set[str]:
+    """The hyperparameters augmenter ``aug`` declares for a search (none where it is not
+    installed here)."""
+    from dgbench.registry import AUGMENTERS, UnknownNameError
+
+    try:
+        return set(getattr(AUGMENTERS.get(aug), "search", None) or {})
+    except UnknownNameError:
+        return set()
+
+
 def variant_labels(records: list[dict[str, Any]], with_args: bool = True) -> list[str]:
     """A row label per record: the augmenter, plus the settings that tell its rows apart.
 
     A variant is a set of runs whose configs agree on everything but the keys that differ
     between the runs of one comparison (``seeds``, ``protocol.targets``) and the keys that
     are not part of a run's identity (``experiment``, ``data.root``). Without ``with_args``
-    the augmenter's arguments are not looked at either: the label of a run's family, the
-    variants that differ only in the hyperparameters a sweep searches.
+    the hyperparameters the augmenter's ``search`` declares are not looked at either: the
+    label of a run's family, the variants that differ only in what a sweep searches.
     """
     ignored = set(C.PER_RUN) | set(C.NOT_IDENTITY)
     flat_cfgs = []
     for r in records:
+        searched = set() if with_args else {f"aug.args.{a}" for a in _searched(r["aug"])}
         f = {k: v for k, v in _flatten(r["config"]).items()
-             if k not in ignored and (with_args or not k.startswith("aug.args."))}
+             if k not in ignored and k not in searched}
         if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits
             f.pop("aug.insert", None)
         flat_cfgs.append(f)

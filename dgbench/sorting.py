@@ -14,7 +14,7 @@ comparison the sort makes has the same outcome as on the floats:
   too, ties included; :func:`_unstable_matches` checks that once per process on tie-heavy rows
   and falls back to the float sort if another torch build behaves otherwise.
 
-NaN (the float sort puts every NaN last, all equal) has no faithful key: a row whose sorted
+NaN (the float sort puts every NaN last, all equal) has no faithful key: a tensor whose sorted
 keys show one is sorted again as floats. The values are read back with one ``gather``, so they
 are the input's bits (-0.0 stays -0.0). CUDA and other devices use ``torch.sort`` directly.
 """
@@ -59,10 +59,11 @@ def _unstable_matches(dtype: torch.dtype) -> bool:
         x[..., ::7] = 0.0
         x[..., 1::9] = -0.0
         x[..., 2::31] = float("inf")
-        relu = torch.randn(4, 8, 3136, generator=g).relu().to(dtype)
+        rows = [torch.randn(4, 8, n, generator=g).relu().to(dtype)  # feature-map sizes
+                for n in (2, 16, 49, 64, 196, 256, 784, 3136)]
         _checked[dtype] = all(
             torch.equal(torch.sort(t, dim=-1)[1], torch.sort(order_keys(t), dim=-1)[1])
-            for t in (x, relu))
+            for t in (x, *rows))
     return _checked[dtype]
 
 
@@ -84,12 +85,17 @@ def scratch(role: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> 
     return kept[key]
 
 
+def release_scratch() -> None:
+    """Free this thread's scratch buffers (the end of a run: the next may use other shapes)."""
+    _scratch.buffers = {}
+
+
 def sort_rows(x: torch.Tensor, stable: bool = False,
               values_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.sort(x, dim=-1, stable=stable)``: the same values and indices. ``values_out``:
     a buffer the CPU path may write the values into (use the returned tensor)."""
-    if x.device.type == "cpu" and x.dtype in _INT and x.shape[-1] >= 2 and (
-            stable or _unstable_matches(x.dtype)):
+    if x.device.type == "cpu" and x.dtype in _INT and x.dim() >= 1 and x.numel() > 0 and \
+            x.shape[-1] >= 2 and (stable or _unstable_matches(x.dtype)):
         bits = x.view(_INT[x.dtype])
         # no sign bit set anywhere (ReLU features, the usual input): the bits are the keys
         keys = bits if int(bits.min()) >= 0 else order_keys(x)

@@ -107,8 +107,8 @@ def _loo_epochs(frame: pd.DataFrame, tests: pd.DataFrame) -> set[tuple[str, int]
 
 def oracle_runs(tests: pd.DataFrame) -> pd.DataFrame:
     """DomainBed's test-domain oracle: the final model of each run; among the runs of a family
-    (variants that differ only in the augmenter's arguments, the hyperparameters a sweep
-    searches) with the same seed and split, the one with the best accuracy on the held-out 20%
+    (variants that differ only in the hyperparameters the augmenter's ``search`` declares,
+    what a sweep searches) with the same seed and split, the one with the best accuracy on the held-out 20%
     of its test domains (``oracle_val``; the earliest run id of equal ones), reported on the
     other 80% (``oracle_acc``, ``oracle_score`` replace ``acc`` and ``score``). The rows are
     relabelled with their family; ``candidates`` says among how many runs each was chosen."""

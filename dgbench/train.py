@@ -28,6 +28,7 @@ from dgbench.models import insert_augmenters
 from dgbench.checkpoint import Checkpoint
 from dgbench.history import HistoryLog
 from dgbench.records import Record, Run, build_record
+from dgbench.sorting import release_scratch
 from dgbench.registry import AUGMENTERS
 from dgbench.tasks import RunData, get_task
 
@@ -128,6 +129,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
         bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
             f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
+    release_scratch()  # the augmenters' kept buffers: the next run may use other shapes
     final = task.final(model, data, env)  # the last-epoch model: the published rule
     timing = {"wall_s": time.perf_counter() - t_start, "train_s": train_seconds,
               "images_per_s": train_images / train_seconds if train_seconds else None,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 16 in one go, under 5 minutes on one GPU (each part has its own
-# time limit; a part that fails or runs out says so and the others still run):
+# time limit, 290 s in all; a part that fails or runs out says so and the others still run):
 #   1. EFDMix (and MixStyle) against the official formulation, forward + backward at the
 #      ResNet-18/50 insertion shapes, CUDA float32 and bfloat16;
 #   2. training-step time of ResNet-18 with none / mixstyle / efdmix after layer1-3 at 224 px,
@@ -27,14 +27,14 @@ echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi not found"
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || { echo "no CUDA device: nothing to measure"; exit 2; }
-part 60 "1a. EFDMix / MixStyle vs official op, CUDA float32, batch 32" \
-  python scripts/bench_augmenters.py --device cuda --dtype float32 --only efdmix,mixstyle,none --repeats 10
-part 60 "1b. EFDMix / MixStyle vs official op, CUDA bfloat16, batch 32" \
-  python scripts/bench_augmenters.py --device cuda --dtype bfloat16 --only efdmix,mixstyle,none --repeats 10
-part 90 "2. training step, ResNet-18 224 px batch 128, bf16 autocast + channels_last" \
+part 40 "1a. EFDMix / MixStyle vs official op, CUDA float32, batch 32" \
+  python scripts/bench_augmenters.py --device cuda --dtype float32 --only efdmix,mixstyle,none --repeats 6
+part 40 "1b. EFDMix / MixStyle vs official op, CUDA bfloat16, batch 32" \
+  python scripts/bench_augmenters.py --device cuda --dtype bfloat16 --only efdmix,mixstyle,none --repeats 6
+part 80 "2. training step, ResNet-18 224 px batch 128, bf16 autocast + channels_last" \
   python scripts/bench_train.py --what augmenters --device cuda --rounds 5 --steps 5
 if [ -d "$PACS" ]; then
-  part 90 "3. input pipeline, PACS 224 px, batch 64, $WORKERS workers (cache built first)" \
+  part 130 "3. input pipeline, PACS 224 px, batch 64, $WORKERS workers (cache built first)" \
     python scripts/bench_data.py --data-root "$PACS" --size 224 --batch 64 --workers "$WORKERS" --input-only
 else
   echo; echo "== 3. input pipeline: no PACS at $PACS (pass its folder as the first argument)"

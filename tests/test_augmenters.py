@@ -424,8 +424,9 @@ def test_statistics_augmenters_leave_a_1x1_map_unchanged(name):
         assert torch.equal(make(name).train()(y), y)
 
 
-@pytest.mark.parametrize("mix,batch", [("random", 6), ("crossdomain", 6), ("crossdomain", 7)])
-def test_efdmix_fused_op_is_the_autograd_composition_bit_for_bit(mix, batch):
+@pytest.mark.parametrize("mix,batch,channels_last", [("random", 6, False), ("crossdomain", 6, False),
+                                                     ("crossdomain", 7, False), ("random", 6, True)])
+def test_efdmix_fused_op_is_the_autograd_composition_bit_for_bit(mix, batch, channels_last):
     """The fused forward/backward (integer-key sort, mixing in sorted order, hand-written
     backward, scratch buffers) against sort -> scatter -> lerp left to autograd (the generic
     path subclasses take): the same outputs and input gradients, bit for bit, ties included."""
@@ -437,6 +438,8 @@ def test_efdmix_fused_op_is_the_autograd_composition_bit_for_bit(mix, batch):
 
     x = features(b=batch, relu=True)
     x[:, :, :2] = -0.0  # both zeros among the ties
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     upstream = torch.randn_like(x)
     results = []
     for cls in (EFDMix, Composed):
@@ -447,3 +450,4 @@ def test_efdmix_fused_op_is_the_autograd_composition_bit_for_bit(mix, batch):
         results.append((out.detach(), a.grad))
     assert torch.equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
+    assert results[0][0].is_contiguous(memory_format=torch.channels_last) == channels_last

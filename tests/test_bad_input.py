@@ -335,7 +335,7 @@ CASES = [
     Case("records", ["table", "{done}", "--compare-paper", "--format", "csv"],
          "--compare-paper renders markdown or latex"),
     Case("records", ["table", "{done}", "--format", "xml"], "invalid choice: 'xml'"),
-    Case("records", ["table", "{done}", "--select", "oracle"], "invalid choice: 'oracle'"),
+    Case("records", ["table", "{done}", "--select", "best"], "invalid choice: 'best'"),
     Case("records", ["table", "{done}", "--output", "{tmp}/file/t.md"], "a part of that path is a file",
          write("file", "x")),
     Case("records", ["table", "{tmp}/copy"], "the records mix protocols",

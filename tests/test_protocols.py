@@ -334,3 +334,23 @@ def test_oracle_rows_compare_with_the_baseline_by_seed_and_split():
     assert "efdmix" in text and "Oracle choices" in text
     pooled = found.get("efdmix")
     assert pooled.n == 2 and pooled.mean == pytest.approx(((40 - 30) + (55 - 20)) / 2)
+
+
+def test_oracle_collapses_only_the_searched_hyperparameters():
+    """efdmix searches alpha and p; ``stable`` is a method setting: its runs stay a row."""
+    recs = [oracle_record("a", 1, 0.1, val=0.6, rest=0.5), oracle_record("b", 1, 0.3, val=0.7, rest=0.4),
+            oracle_record("c", 1, 0.3, val=0.9, rest=0.8)]
+    recs[2]["config"]["aug"]["args"]["stable"] = True
+    recs[0]["config"]["aug"]["args"]["stable"] = recs[1]["config"]["aug"]["args"]["stable"] = False
+    table = build_table(recs, select="oracle")
+    assert table.rows == ["efdmix (stable=False)", "efdmix (stable=True)"]
+    assert table.cells[("efdmix (stable=False)", "Photo")] == pytest.approx([40.0])
+    assert table.cells[("efdmix (stable=True)", "Photo")] == pytest.approx([80.0])
+
+
+def test_sweep_plots_refuse_the_oracle():
+    from dgbench.plots import sweep_data
+
+    recs = [oracle_record("a", 1, 0.1, val=0.6, rest=0.5), oracle_record("b", 1, 0.3, val=0.7, rest=0.4)]
+    with pytest.raises(DataError, match="--select oracle keeps one hyperparameter setting"):
+        sweep_data(frame(recs), "alpha", select="oracle")

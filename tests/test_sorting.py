@@ -71,3 +71,11 @@ def test_scratch_keeps_one_buffer_per_role_and_shape():
     assert scratch("test b", like) is not a
     assert scratch("test a", torch.zeros(2, 3, 5)).shape == (2, 3, 5)
     assert scratch("test a", like, torch.int32).dtype == torch.int32
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 5), (2, 0), ()])
+def test_sort_rows_on_empty_and_scalar_tensors_is_torch_sort(shape):
+    x = torch.zeros(shape)
+    values, order = sort_rows(x)
+    ref_values, ref_order = torch.sort(x, dim=-1)
+    assert torch.equal(values, ref_values) and torch.equal(order, ref_order)
