@@ -45,7 +45,9 @@ class _MixSorted(torch.autograd.Function):
         by_rank = torch.gather(grad, -1, order, out=scratch("efdmix a", grad)).mul_(1 - lam)
         to_partner = scratch("efdmix b", grad)
         # every sample one sample's partner (checked on the CPU only: elsewhere a sync)
-        if perm.device.type == "cpu" and bool((torch.bincount(perm, minlength=len(perm)) == 1).all()):
+        bijective = perm.device.type == "cpu" and bool(
+            (torch.bincount(perm, minlength=len(perm)) == 1).all())
+        if bijective:
             inverse = torch.empty_like(perm)
             inverse[perm] = torch.arange(len(perm), device=perm.device)
             torch.index_select(by_rank, 0, inverse, out=to_partner)

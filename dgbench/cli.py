@@ -187,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 SELECT_HELP = ("epoch per run: last (published rule, default), val (best source-validation "
                "accuracy), loo (leave-one-domain-out validation: needs runs made with "
-               "protocol.loo_validation=true), oracle (DomainBed's test-domain oracle: the final model "
-               "of the argument setting best on a held-out 20%% of the target, reported on the "
-               "other 80%%; for sweeps), test-best (best test accuracy: optimistic)")
+               "protocol.loo_validation=true), oracle (DomainBed's test-domain oracle: the "
+               "final model of the argument setting best on a held-out 20%% of the target, "
+               "reported on the other 80%%; for sweeps), test-best (best test accuracy: "
+               "optimistic)")
 
 
 def _add_select(parser: argparse.ArgumentParser) -> None:

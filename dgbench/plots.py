@@ -115,12 +115,10 @@ def _check(frame: pd.DataFrame, error: str, select: str = "last") -> pd.DataFram
     tests = frame[frame["role"] == "test"]
     if tests.empty:
         raise DataError("no test runs to plot (only leave-one-domain-out validation runs)")
+    from dgbench.tables import check_task_rule
     from dgbench.tasks import get_task
 
-    task = get_task(tests["task"].iloc[0])
-    if select not in task.selections:
-        raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
-                        f"{select} does not apply (use last)")
+    check_task_rule(get_task(tests["task"].iloc[0]), select)
     return tests
 
 

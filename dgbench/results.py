@@ -105,8 +105,6 @@ def _text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-
-
 def _short(key: str) -> str:
     if key.startswith("aug.args."):
         return key[len("aug.args."):]

@@ -105,12 +105,21 @@ def _loo_epochs(frame: pd.DataFrame, tests: pd.DataFrame) -> set[tuple[str, int]
     return picked
 
 
+def check_task_rule(task: Any, rule: str) -> None:
+    """A selection rule the task's records cannot serve (re-identification runs are evaluated
+    once, at their end) is an error."""
+    if rule not in task.selections:
+        raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
+                        f"{rule} does not apply (use last)")
+
+
 def oracle_runs(tests: pd.DataFrame) -> pd.DataFrame:
     """DomainBed's test-domain oracle: the final model of each run; among the runs of a family
     (variants that differ only in the hyperparameters the augmenter's ``search`` declares,
-    what a sweep searches) with the same seed and split, the one with the best accuracy on the held-out 20%
-    of its test domains (``oracle_val``; the earliest run id of equal ones), reported on the
-    other 80% (``oracle_acc``, ``oracle_score`` replace ``acc`` and ``score``). The rows are
+    what a sweep searches) with the same seed and split, the one with the best accuracy on
+    the held-out 20% of its test domains (``oracle_val``; the earliest run id of equal ones),
+    reported on the other 80% (``oracle_acc``, ``oracle_score`` replace ``acc`` and
+    ``score``). The rows are
     relabelled with their family; ``candidates`` says among how many runs each was chosen."""
     final = tests[tests["last"]]
     if "oracle_val" not in final or final["oracle_val"].isna().any():
@@ -192,9 +201,7 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
     task = get_task(df["task"].iloc[0] if len(df) else "classification")
     if select not in RULES:
         raise DataError(f"selection must be one of {', '.join(RULES)}; got {select!r}")
-    if select not in task.selections:
-        raise DataError(f"{task.name} runs are evaluated once, on the final model: --select "
-                        f"{select} does not apply (use last)")
+    check_task_rule(task, select)
     picked = select_epochs(df, select) if len(df) else df
     chosen = task.cells(picked, per_target) if len(df) else df
     df = df[df["role"] == "test"] if len(df) else df  # validation runs fill no column

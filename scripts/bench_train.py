@@ -76,8 +76,8 @@ def job(aug: str, root: str) -> tuple[Any, Any, str]:
     return plan.runs[0], plan.dataset, what
 
 
-def bare_steps(setup: Any, batches: list) -> None:
-    model, opt, env = setup.model, setup.optimizer, setup.env
+def bare_steps(model: Any, opt: Any, env: Any, batches: list) -> float:
+    """Forward, loss, backward and SGD over ``batches`` and nothing else; the last loss."""
     model.train()
     for x, y in batches:
         with env.autocast():
@@ -85,6 +85,7 @@ def bare_steps(setup: Any, batches: list) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return float(loss.detach())
 
 
 def loop(ns: argparse.Namespace) -> None:
@@ -103,7 +104,7 @@ def loop(ns: argparse.Namespace) -> None:
                         NoBar())
             t_ours = time.perf_counter() - t
             t = time.perf_counter()
-            bare_steps(bare, premade)
+            bare_steps(bare.model, bare.optimizer, bare.env, premade)
             t_bare = time.perf_counter() - t
             t = time.perf_counter()
             for _ in feed_walk(ns.steps):
@@ -220,29 +221,19 @@ def compiled(ns: argparse.Namespace) -> None:
         eager, other = (prepare(run, dataset, progress=False) for _ in range(2))
         batches = list(itertools.islice(iter(eager.batches), 3))
         fast = torch.compile(other.model)
+        steppers = {"eager": (eager.model, eager.optimizer, eager.env),
+                    "compiled": (fast, other.optimizer, other.env)}
         losses = {}
-        for name, model, opt in (("eager", eager.model, eager.optimizer),
-                                 ("compiled", fast, other.optimizer)):
+        for name, stepper in steppers.items():
             t = time.perf_counter()
             torch.manual_seed(5)  # the augmenters draw the same
-            for x, yy in batches:
-                loss = F.cross_entropy(model(x), yy)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            losses[name] = (float(loss.detach()), time.perf_counter() - t)
+            losses[name] = (bare_steps(*stepper, batches), time.perf_counter() - t)
         a, b = [], []
         for _ in range(ns.rounds):
-            t = time.perf_counter()
-            bare_steps(eager, batches)
-            a.append((time.perf_counter() - t) / len(batches))
-            t = time.perf_counter()
-            for x, yy in batches:
-                loss = F.cross_entropy(fast(x), yy)
-                other.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                other.optimizer.step()
-            b.append((time.perf_counter() - t) / len(batches))
+            for out, stepper in ((a, steppers["eager"]), (b, steppers["compiled"])):
+                t = time.perf_counter()
+                bare_steps(*stepper, batches)
+                out.append((time.perf_counter() - t) / len(batches))
         fa, fb = statistics.median(a), statistics.median(b)
         print(f"compile, {aug} ({what}): first 3 steps {losses['compiled'][1]:.0f} s compiled "
               f"vs {losses['eager'][1]:.1f} s eager; then {1000 * fa:.0f} ms/step eager, "
