@@ -31,9 +31,10 @@ RECORD = "record.json"
 CONFIG = "config.json"
 ERROR = "error.json"  # a run that failed on something the user can fix
 DONE = "done"
-#: 2 added ``task``; schema 1 records are read as they are (the task is inferred)
-SCHEMA = 2
-SCHEMAS = (1, 2)
+#: 2 added ``task``, 3 ``searched``; older records are read as they are (the task is
+#: inferred, the searched hyperparameters read from the installed augmenter)
+SCHEMA = 3
+SCHEMAS = (1, 2, 3)
 
 @dataclass
 class Run:
@@ -57,13 +58,16 @@ class Run:
 
 
 class Record(TypedDict):
-    """``record.json``, schema 2. Every block is plain JSON."""
+    """``record.json``, schema 3. Every block is plain JSON."""
 
-    schema: int  # 2 (1: the same without "task")
+    schema: int  # 3 (2: the same without "searched"; 1: also without "task")
     task: str  # the registered task: classification | reid
     run_id: str  # hash of the canonical config (12 hex digits): the run's folder name
     experiment: str
     aug: str
+    #: the augmenter's hyperparameters that a sweep's search varies (its ``search``): what
+    #: ``--select oracle`` chooses among
+    searched: list[str]
     seed: int
     split: dict[str, Any]  # name, index, sources, train / val (domain, split) parts, test,
     # role ("test", or "validation" of the split "of")
@@ -93,7 +97,8 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
     split, cfg = run.split, run.config
     return Record(
         schema=SCHEMA, task=task.name, run_id=run.run_id, experiment=cfg.experiment or "",
-        aug=run.aug, seed=run.seed,
+        aug=run.aug, searched=sorted(getattr(AUGMENTERS.get(run.aug), "search", None) or {}),
+        seed=run.seed,
         split={"name": split.name, "index": split.index, "sources": list(split.sources),
                "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
                "test": {k: list(v) for k, v in split.test.items()},

@@ -1,7 +1,7 @@
 """Run records as one pandas DataFrame: the one way dgbench reads results, and yours.
 
-``load(folder)`` reads every finished record under a results folder (records of schema 1 and
-2) into a DataFrame with one row per run x test set x evaluated epoch. Classification runs are
+``load(folder)`` reads every finished record under a results folder (records of schema 1, 2 and
+3) into a DataFrame with one row per run x test set x evaluated epoch. Classification runs are
 evaluated every epoch (rows for each epoch); re-identification runs once, at the last epoch.
 Tables are groupby/aggregate over it (:mod:`dgbench.tables`).
 
@@ -111,13 +111,16 @@ def _short(key: str) -> str:
     return {"aug.insert": "insert"}.get(key, key)
 
 
-def _searched(aug: str) -> set[str]:
-    """The hyperparameters augmenter ``aug`` declares for a search (none where it is not
-    installed here)."""
+def _searched(record: dict[str, Any]) -> set[str]:
+    """The hyperparameters the record's augmenter declares for a search: as recorded, or for
+    records older than schema 3, as the installed augmenter declares them (none where it is
+    not installed here)."""
+    if "searched" in record:
+        return set(record["searched"])
     from dgbench.registry import AUGMENTERS, UnknownNameError
 
     try:
-        return set(getattr(AUGMENTERS.get(aug), "search", None) or {})
+        return set(getattr(AUGMENTERS.get(record["aug"]), "search", None) or {})
     except UnknownNameError:
         return set()
 
@@ -134,7 +137,7 @@ def variant_labels(records: list[dict[str, Any]], with_args: bool = True) -> lis
     ignored = set(C.PER_RUN) | set(C.NOT_IDENTITY)
     flat_cfgs = []
     for r in records:
-        searched = set() if with_args else {f"aug.args.{a}" for a in _searched(r["aug"])}
+        searched = set() if with_args else {f"aug.args.{a}" for a in _searched(r)}
         f = {k: v for k, v in _flatten(r["config"]).items()
              if k not in ignored and k not in searched}
         if f.get("aug.names") == ["none"]:  # the identity is the same wherever it sits

@@ -292,7 +292,8 @@ def test_history_grows_epoch_by_epoch_in_the_run_folder(results):
     lines = [json.loads(line) for line in history.read_text().splitlines()]
     (record,) = records_under(results)
     assert lines == record["history"] and [h["epoch"] for h in lines] == [1, 2, 3]
-    assert record["schema"] == 2 and record["task"] == "classification"
+    assert record["schema"] == 3 and record["task"] == "classification"
+    assert record["searched"] == ["alpha", "p"]  # what efdmix declares for a search
 
 
 def test_a_diverging_run_stops_with_its_likely_causes_and_is_marked_failed(results, capsys):
