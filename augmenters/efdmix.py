@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from dgbench.augmenter import Augmenter
-from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
-from dgbench.registry import AUGMENTERS
-from dgbench.sorting import scratch, sort_rows
+from dgbench.augmenters._contract import AUGMENTERS, Augmenter
+from dgbench.augmenters._pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
+from dgbench.augmenters._sorting import scratch, sort_rows
 
 
 class _MixSorted(torch.autograd.Function):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from dgbench.augmenters.efdmix import EFDM
-from dgbench.pairing import beta_weights, check_p_alpha
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters._pairing import beta_weights, check_p_alpha
+from dgbench.augmenters._contract import AUGMENTERS
 
 
 def _interpolate(table: torch.Tensor, at: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dgbench.augmenter import Augmenter
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters._contract import AUGMENTERS, Augmenter
 
 
 @AUGMENTERS.register("none")

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from dgbench.augmenter import Augmenter
-from dgbench.pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters._contract import AUGMENTERS, Augmenter
+from dgbench.augmenters._pairing import beta_weights, check_mix, check_p_alpha, gate, partner_indices
 
 
 @AUGMENTERS.register("mixstyle")

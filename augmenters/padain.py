@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from dgbench.augmenter import Augmenter
-from dgbench.pairing import check_mix, check_p, gate, partner_indices
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters._contract import AUGMENTERS, Augmenter
+from dgbench.augmenters._pairing import check_mix, check_p, gate, partner_indices
 
 
 @AUGMENTERS.register("padain")

@@ -2,7 +2,7 @@
 
 Built on first use from scikit-learn's bundled handwritten digits (1,797 8x8 images, UCI
 optdigits test set) and its two bundled sample photographs, then cached as one ``.npz`` under
-``dgbench.data.cache_dir()``. The digits are split, stratified by class, into four disjoint
+``dgbench.data.base.cache_dir()``. The digits are split, stratified by class, into four disjoint
 subsets, one per domain, and each subset is rendered in its own style:
 
 - ``plain``: a light digit on black;
@@ -19,8 +19,6 @@ as its held-out ``val`` split. The build is deterministic (its own seed, not the
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from dgbench.data import DomainDataset, TensorDomainSet, cache_dir
-from dgbench.errors import DataError
-from dgbench.records import shareable
-from dgbench.registry import DATASETS
+from dgbench.core.errors import DataError
+from dgbench.core.files import atomic_write
+from dgbench.data.base import DATASETS, DomainDataset, TensorDomainSet, cache_dir
 
 VERSION = 2
 BUILD_SEED = 20221  # fixed: the dataset is the same for everyone
@@ -40,7 +37,7 @@ VAL_FRACTION = 0.2
 
 
 def _render(size: int) -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits, load_sample_images
+    from sklearn.datasets import load_digits, load_sample_images  # lazy: scikit-learn, only to build
 
     digits = load_digits()
     glyphs = torch.from_numpy(digits.images.astype(np.float32) / 16.0)  # (N, 8, 8) in [0, 1]
@@ -104,18 +101,9 @@ def _load_or_build(size: int) -> tuple[dict[str, np.ndarray], Path]:
         except Exception:  # a damaged cache is rebuilt, never trusted
             pass
     arrays = _render(size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file, then rename: two runs building at once both end with a
-    # complete file, and a crash never leaves a half-written cache behind.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        shareable(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # atomically: two runs building at once both end with a complete file, and a crash never
+    # leaves a half-written cache behind
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     return arrays, path
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from dgbench.errors import DataError
-from dgbench.reid_data import Item, ReIDDataset, ReIDSplit, locate
-from dgbench.registry import DATASETS
+from dgbench.core.errors import DataError
+from dgbench.data.base import DATASETS
+from dgbench.data.reid import Item, ReIDDataset, ReIDSplit, locate
 
 MAT = "features_and_partitions.mat"
 PUBLISHED = {"probe": 250, "gallery": 1025}
@@ -61,7 +61,7 @@ def parse_folder(folder: Path) -> list[Item]:
 
 def read_train_ids(path: Path) -> list[list[int]]:
     """The training identities of every split, from ``trainIdxAll`` in the .mat file."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # lazy: SciPy's io costs a second, only GRID's .mat needs it
 
     try:
         mat = loadmat(str(path))

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dgbench.errors import DataError
-from dgbench.reid_data import Item, ReIDDataset, ReIDSplit, locate
-from dgbench.registry import DATASETS
+from dgbench.core.errors import DataError
+from dgbench.data.base import DATASETS
+from dgbench.data.reid import Item, ReIDDataset, ReIDSplit, locate
 
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 PATTERN = re.compile(r"([-\d]+)_c(\d)")

@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from torch.utils.data import Dataset
+from torchvision import transforms as T
 
-from dgbench.data import IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList
-from dgbench.errors import DataError
-from dgbench.registry import DATASETS
+from dgbench.core.download import extract_zip, fetch, remove, sha256_file, tree_digest
+from dgbench.core.errors import DataError
+from dgbench.data.base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList
+from dgbench.data.imagecache import CachedDomainSet
 
 DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 CLASSES = ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
@@ -55,7 +58,7 @@ DOWNLOAD_URL = (
 # No checksum of that archive is published, and a zip's bytes change when it is re-packed, so
 # the download is verified by content: the sha256 over every image file (path + sha256 of its
 # bytes, sorted; the broken sketch included) and over the 12 split files, as computed from the
-# copy in ../shared/data/PACS (9,991 images). See dgbench.download.tree_digest.
+# copy in ../shared/data/PACS (9,991 images). See dgbench.core.download.tree_digest.
 IMAGES_SHA256 = "c2728f61ff75cfd7438b12e1c334a97dfef6fb1079791f0f3699e271a374c068"
 SPLITS_SHA256 = "3806c4061655dec916791500de1e87111c2ed650553609eb67510980a7f156e7"
 
@@ -112,8 +115,6 @@ def image_files(images: Path, domain: str) -> list[Path]:
 
 def content_digests(layout: Layout) -> dict[str, str | None]:
     """The content digests the download is checked against (``splits`` None without split files)."""
-    from dgbench.download import tree_digest
-
     images = [p for d in DOMAINS for p in image_files(layout.images, d)]
     splits = sorted(layout.splits.glob("*_kfold.txt")) if layout.splits else []
     return {
@@ -129,8 +130,6 @@ def download(dest: Path, url: str = DOWNLOAD_URL, sha256: str | None = None,
     ``sha256``, if given, must equal the archive's; the extracted images and split files must
     always match :data:`IMAGES_SHA256` / :data:`SPLITS_SHA256`.
     """
-    from dgbench.download import extract_zip, fetch, remove, sha256_file
-
     final = dest / "PACS"
     if final.exists():
         raise DataError(f"{final} already exists; check it with 'dgbench data pacs --data-root "
@@ -236,8 +235,6 @@ class Translate:
         self.size, self.p = size, p
 
     def __call__(self, image: Any) -> Any:
-        from PIL import Image
-
         if random.uniform(0, 1) > self.p:
             return image
         big = round(self.size * 1.125)
@@ -250,8 +247,6 @@ class Translate:
 def transforms(image_size: int, train: bool):
     """The published recipe (Dassl's): resize to size x size, random translation (p=0.5),
     flip; tests: resize + centre crop."""
-    from torchvision import transforms as T
-
     normalise = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if not train:
         return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), *normalise])
@@ -316,8 +311,6 @@ class PACS(DomainDataset):
                 parts[split] = [it for it in items if it[0] not in files]
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
-        from dgbench.imagecache import CachedDomainSet
-
         self.check_domain(domain)
         return CachedDomainSet(cache, self.splits[domain][split], self.domains.index(domain),
                                train, self.mean, self.std)

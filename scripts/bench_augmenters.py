@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 
 import dgbench.augmenters.efdmix as efdmix_module
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters import AUGMENTERS
 
 SHAPES = {  # (C, H, W) of a stage's output at 224 px
     "r18 layer1": (64, 56, 56), "r18 layer2": (128, 28, 28), "r18 layer3": (256, 14, 14),

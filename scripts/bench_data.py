@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 
 from dgbench import config as C
-from dgbench import imagecache
+from dgbench.data import imagecache
 from dgbench.datasets.pacs import PACS
-from dgbench.plan import make_plan, resolve
-from dgbench.train import train_run
+from dgbench.plan.planner import make_plan, resolve
+from dgbench.run.loop import train_run
 
 SOURCES = ("art_painting", "cartoon", "sketch")
 
@@ -72,8 +72,9 @@ def harness_epoch(root: str, workers: int) -> tuple[float, int, object]:
 
 def bare_epoch(plan, batches: int) -> float:
     """The same steps over batches already in memory (no loading, no augmentation)."""
-    from dgbench.models import build_backbone, insert_augmenters
-    from dgbench.registry import AUGMENTERS
+    from dgbench.models.backbones import build_backbone
+    from dgbench.models.insertion import insert_augmenters
+    from dgbench.augmenters import AUGMENTERS
 
     cfg = plan.runs[0].config
     model = build_backbone("resnet18", 7, cfg.model.stem, cfg.model.width)

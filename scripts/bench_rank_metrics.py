@@ -1,4 +1,4 @@
-"""Time dgbench.evaluate.rank_metrics on a Market-1501-sized problem (3,368 x 15,913).
+"""Time dgbench.tasks.evaluate.rank_metrics on a Market-1501-sized problem (3,368 x 15,913).
 
     python scripts/bench_rank_metrics.py [--queries 3368 --gallery 15913 --chunk 256]
 
@@ -14,7 +14,7 @@ import tracemalloc
 
 import numpy as np
 
-from dgbench.evaluate import rank_metrics
+from dgbench.tasks.evaluate import rank_metrics
 
 
 def main() -> None:

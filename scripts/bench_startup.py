@@ -29,7 +29,7 @@ WRAPPER = """
 import sys
 argv = sys.argv[1:]
 if argv[0] == "load":
-    from dgbench.results import load
+    from dgbench.results import load  # both layouts
     load(argv[1])
 else:
     from dgbench.cli import main

@@ -5,7 +5,7 @@
 
 loop        dgbench's full step (the loader over the decoded-image cache, the batch
             augmentation, the augmenters, forward, backward, SGD, the loop's bookkeeping:
-            ``dgbench.train.train_epoch`` itself) against a bare loop over the same model
+            ``dgbench.run.loop.train_epoch`` itself) against a bare loop over the same model
             (built by the same ``prepare``, same seed) on batches made beforehand, in memory.
             The pacs-lodo-cpu job (ResNet-18 width 16, 64 px, batch 32, crossdomain) with
             none and efdmix, target photo; the digits dataset at 64 px where PACS is absent.
@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from dgbench import config as C
-from dgbench.models import build_backbone, insert_augmenters
-from dgbench.plan import make_plan, resolve
-from dgbench.registry import AUGMENTERS
-from dgbench.train import prepare, train_epoch
+from dgbench.models.backbones import build_backbone
+from dgbench.models.insertion import insert_augmenters
+from dgbench.plan.planner import make_plan, resolve
+from dgbench.augmenters import AUGMENTERS
+from dgbench.run.loop import prepare, train_epoch
 
 PACS = Path(__file__).resolve().parents[2] / "shared" / "data" / "PACS"
 

@@ -21,8 +21,8 @@ if "DGBENCH_CACHE" not in os.environ:
     os.environ["DGBENCH_CACHE"] = _CACHE
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)  # leave nothing behind
 
-from dgbench.data import DomainDataset, TensorDomainSet  # noqa: E402
-from dgbench.registry import DATASETS  # noqa: E402
+from dgbench.data.base import DomainDataset, TensorDomainSet  # noqa: E402
+from dgbench.data.base import DATASETS  # noqa: E402
 
 
 class _Toy(DomainDataset):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dgbench import pairing
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters import _pairing as pairing
+from dgbench.augmenters import AUGMENTERS
 
 ALL = AUGMENTERS.names()
 

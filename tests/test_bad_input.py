@@ -100,7 +100,7 @@ def market_copy(change: Callable[[Path], None]) -> Callable[[Path, Path], None]:
 def cache_damage(change: Callable[[Path], None]) -> Callable[[Path, Path], None]:
     """Build the miniature PACS's cache in the case's own cache folder, then damage it."""
     def setup(tmp: Path, ws: Path) -> None:
-        from dgbench import imagecache
+        from dgbench.data import imagecache
         from dgbench.datasets.pacs import PACS as Pacs
 
         shutil.copytree(ws / "pacs", tmp / "pacs")
@@ -209,7 +209,7 @@ CASES = [
     yaml("train:\n  epoch: 3\n", "Did you mean 'train.epochs'"),
     yaml("trian:\n  lr: 0.1\n", "unknown config key 'trian'"),
     yaml("- 1\n- 2\n", "the config file must be a mapping"),
-    yaml("train: [1,\n", "is not valid YAML"),
+    yaml("train: [1,\n", "is not a valid YAML config file"),
     yaml("train:\n  epochs: 2.5\n", "train.epochs must be an integer, got float 2.5"),
     yaml("aug:\n  names: efdmix\n", "aug.names must be a list of strings"),
     yaml("seeds: 1\n", "seeds must be a list of integers"),
@@ -450,7 +450,7 @@ def ws(tmp_path_factory) -> Path:
     results folder with one finished toy run."""
     from test_pacs import make_tree
 
-    from dgbench.synthreid import generate
+    from dgbench.data.synthreid import generate
 
     root = tmp_path_factory.mktemp("bad-input")
     make_tree(root / "pacs" / "PACS", "images+splits")

@@ -149,7 +149,7 @@ def test_list_prints_every_registry(capsys):
 
 def test_dry_run_trains_and_writes_nothing(results, capsys):
     assert main(toy(results, "--aug", "none,efdmix", "--dry-run")) == 0
-    assert capsys.readouterr().out.count("to run") == 8
+    assert capsys.readouterr().out.count("not started") == 8
     assert not results.exists()
 
 
@@ -227,7 +227,7 @@ def test_rows_show_insertion_blocks_when_they_differ(results, capsys):
 
 def test_presets_are_listed_and_load(capsys):
     from dgbench import config as C
-    from dgbench.plan import resolve
+    from dgbench.plan.planner import resolve
 
     assert main(["list", "presets"]) == 0
     out = capsys.readouterr().out
@@ -265,7 +265,7 @@ def test_dotted_augmenter_argument_override(results):
 def test_weights_flag_end_to_end_with_an_imagenet_stem_checkpoint(results, tmp_path):
     import torch
 
-    from dgbench.models import build_backbone
+    from dgbench.models.backbones import build_backbone
 
     ckpt = tmp_path / "r18w8.pth"
     torch.save(build_backbone("resnet18", 10, stem="imagenet", width=8).state_dict(), ckpt)
@@ -283,7 +283,7 @@ def test_dry_run_state_agrees_with_records(results, capsys):
     assert capsys.readouterr().out.rstrip().endswith("done")
     (run_dir / "record.json").unlink()  # a done marker without its record is not finished
     assert main(toy(results, "--aug", "none", "--targets", "red", "--dry-run")) == 0
-    assert capsys.readouterr().out.rstrip().endswith("unfinished")
+    assert capsys.readouterr().out.rstrip().endswith("stale")  # resumed by the next launch
 
 
 def test_history_grows_epoch_by_epoch_in_the_run_folder(results):
@@ -318,8 +318,8 @@ def test_a_diverging_run_stops_with_its_likely_causes_and_is_marked_failed(resul
 def test_outcome_without_a_speed():
     from types import SimpleNamespace
 
-    from dgbench.experiment import outcome
-    from dgbench.tasks import get_task
+    from dgbench.run.execute import outcome
+    from dgbench.tasks._base import get_task
 
     record = {"final": {"val_acc": 0.5, "test": {"red": {"acc": 0.25}}},
               "timing": {"wall_s": 3.0, "images_per_s": None}}
@@ -328,8 +328,9 @@ def test_outcome_without_a_speed():
 
 
 def test_print_model_shows_augmenter_arguments():
-    from dgbench.models import build_backbone, insert_augmenters
-    from dgbench.registry import AUGMENTERS
+    from dgbench.models.backbones import build_backbone
+    from dgbench.models.insertion import insert_augmenters
+    from dgbench.augmenters import AUGMENTERS
 
     model = build_backbone("resnet18", 3, "small", 8)
     insert_augmenters(model, ["layer1"], lambda: AUGMENTERS.get("efdmix")(alpha=0.3), "efdmix")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from dgbench.cli import main
-from dgbench.records import scan_folder
+from dgbench.store.records import scan_folder
 
 TOY = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import conftest\n"
 CHILD = TOY + "from dgbench.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -46,7 +46,7 @@ def test_eight_processes_train_every_run_exactly_once(tmp_path, capsys):
 
 
 def test_claims_of_dead_or_silent_processes_are_taken_over(tmp_path):
-    from dgbench import claims
+    from dgbench.store import claims
 
     run_dir = tmp_path / "run"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

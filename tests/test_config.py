@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dgbench import config as C
-from dgbench.errors import ConfigError
+from dgbench.core.errors import ConfigError
 from dgbench.config import CliText
-from dgbench.plan import augmenter_kwargs, resolve
+from dgbench.plan.augargs import augmenter_kwargs
+from dgbench.plan.planner import resolve
 
 
 def write(tmp_path, text):
@@ -54,7 +55,7 @@ def test_unknown_keys_are_refused_with_a_suggestion(tmp_path):
 def test_missing_and_invalid_yaml_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         C.read_yaml(tmp_path / "nope.yaml")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not a valid YAML config file"):
         C.read_yaml(write(tmp_path, "train: [1,\n"))
 
 
@@ -143,3 +144,14 @@ def test_flags_come_from_one_table_and_clash_clearly():
     with pytest.raises(ConfigError, match="--dataset and --source both set data.name"):
         C.user_settings({"dataset": "pacs", "source": "grid"})
     assert {f.key for f in C.FLAGS} <= set(C.FIELDS)
+
+
+def test_no_field_claims_a_version_and_dead_tables_are_gone():
+    """Keys added after runs were first recorded say so with ``id_when_set`` (no version
+    numbers a 0.1.0 package never had); the unused LEAVES table is gone."""
+    from dgbench.config import schema
+
+    assert not hasattr(schema, "LEAVES")
+    assert [k for k, leaf in schema.FIELDS.items() if "since" in leaf.rules] == []
+    marked = [k for k, leaf in schema.FIELDS.items() if leaf.rules.get("id_when_set")]
+    assert "train.cpu_amp" in marked and "train.domain_epoch" in marked

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgbench.samplers import DasslDomainSampler, DomainPairSampler
-from dgbench.errors import ConfigError, DataError
-from dgbench.registry import DATASETS, PROTOCOLS
+from dgbench.data.samplers import DasslDomainSampler, DomainPairSampler
+from dgbench.core.errors import ConfigError, DataError
+from dgbench.data.base import DATASETS
+from dgbench.data.protocols import PROTOCOLS
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dgbench import deviations as D
-from dgbench.fidelity import _UNSET, ITEMS, markdown
+from dgbench.run import deviations as D
+from dgbench.report.fidelity import _UNSET, ITEMS, markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,8 +33,8 @@ def test_every_section_of_the_reference_is_covered():
 
 def test_every_recorded_departure_is_in_the_readme_and_in_the_runs_it_affects():
     from dgbench.config import Config
-    from dgbench.registry import AUGMENTERS
-    from dgbench.tasks import get_task
+    from dgbench.augmenters import AUGMENTERS
+    from dgbench.tasks._base import get_task
 
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Where dgbench departs"):]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dgbench import imagecache
+from dgbench.data import imagecache
 from dgbench.datasets.pacs import PACS
 
 SIZE = 16  # big view: 18

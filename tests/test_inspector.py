@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgbench import inspector
+from dgbench.report import inspector
 from dgbench.cli import main
 
 
@@ -44,7 +44,7 @@ def test_efdm_matches_everything_adain_two_moments_hm_in_between():
 
 
 def test_bad_specs():
-    from dgbench.errors import ConfigError, UnknownNameError
+    from dgbench.core.errors import ConfigError, UnknownNameError
 
     with pytest.raises(UnknownNameError):
         inspector.parse_specs("adian")

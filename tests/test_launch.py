@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dgbench.cli import main
-from dgbench.sweep import Search, read_sweep, samples
+from dgbench.plan.sweep import Search, read_sweep, samples
 
 SWEEP = """
 base:
@@ -62,8 +62,8 @@ def test_random_search_is_seeded_and_adding_a_hyperparameter_moves_no_other():
 def test_every_declared_search_space_fits_its_augmenter():
     import inspect
 
-    from dgbench.registry import AUGMENTERS
-    from dgbench.sweep import check_distribution
+    from dgbench.augmenters import AUGMENTERS
+    from dgbench.plan.sweep import check_distribution
 
     for name in AUGMENTERS.names():
         cls = AUGMENTERS.get(name)
@@ -161,3 +161,29 @@ def test_a_failed_run_does_not_stop_the_sweep(tmp_path, capsys):
     assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
     assert "1 done" in text and "1 failed" in text and "not finite" in text
+
+
+def test_run_one_fails_naming_a_run_its_config_does_not_plan(tmp_path):
+    """A run id that the re-made plan does not hold is a failure, and nothing is trained."""
+    from dgbench import config as C
+    from dgbench.plan.planner import make_plan, resolve
+    from dgbench.run.launch import Options, run_one
+
+    plan = make_plan(resolve(C.user_settings({}, overrides=["data.name=toy",
+                                                            "protocol.targets=red"])))
+    tree = C.to_dict(plan.runs[0].config)
+    status = run_one(tree, "0123456789ab", str(tmp_path / "out"), Options(threads=1))
+    assert status["status"] == "failed"
+    assert "0123456789ab" in status["error"] and plan.runs[0].run_id in status["error"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind, params", [("uniform", [0.3, 0.9]), ("log_uniform", [0.01, 0.3]),
+                                          ("log_uniform", [0.3, 0.9])])
+def test_grid_values_keep_their_ends_exactly(kind, params):
+    from dgbench.plan.sweep import grid_values
+
+    values = grid_values(kind, params, 7)
+    assert values[0] == params[0] and values[-1] == params[1]
+    assert repr(values[-1]) == repr(params[1])  # a label says p=1.0, not p=0.9999999999991
+    assert values == sorted(values) and len(values) == 7

@@ -7,8 +7,9 @@ import torch
 import torchvision
 
 from dgbench.augmenters.efdmix import EFDMix
-from dgbench.errors import ConfigError, DataError
-from dgbench.models import build_backbone, default_insert, insert_augmenters, stage_names
+from dgbench.core.errors import ConfigError, DataError
+from dgbench.models.backbones import build_backbone
+from dgbench.models.insertion import default_insert, insert_augmenters, stage_names
 
 
 def small_r18(num_classes=5, **kw):
@@ -157,7 +158,7 @@ def _tv(depth: int) -> torch.nn.Module:
 
 @pytest.mark.parametrize("depth,blocks", [(18, 8), (50, 16)])
 def test_glob_points_resolve_to_the_expected_modules(depth, blocks):
-    from dgbench.models import resolve_points
+    from dgbench.models.insertion import resolve_points
 
     model = _tv(depth)
     points = resolve_points(model, ["layer*.*.conv1"])
@@ -170,7 +171,7 @@ def test_glob_points_resolve_to_the_expected_modules(depth, blocks):
 @pytest.mark.parametrize("depth", [18, 50])
 def test_official_presets_resolve_on_both_backbones(depth):
     from dgbench.config import read_preset
-    from dgbench.models import resolve_points
+    from dgbench.models.insertion import resolve_points
 
     model = _tv(depth)
     dsu = resolve_points(model, read_preset("dsu-official")["aug.insert"])

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from dgbench.datasets.pacs import CLASSES, DOMAINS, EXCLUDED, PACS, find_layout
-from dgbench.errors import DataError
-from dgbench.registry import PROTOCOLS
+from dgbench.core.errors import DataError
+from dgbench.data.protocols import PROTOCOLS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "PACS"
 PER_CLASS = 4  # images per class and domain in the fixtures
@@ -200,7 +200,7 @@ def _leftovers(dest: Path) -> list[str]:
 
 def test_download_installs_a_verified_archive(tmp_path, pinned_fixture, capsys):
     from dgbench.cli import main
-    from dgbench.download import sha256_file
+    from dgbench.core.download import sha256_file
 
     archive = _zip_tree(pinned_fixture, tmp_path / "pacs.zip", "pacs",
                         extra={"__MACOSX/pacs/._junk": b"resource fork"})
@@ -276,7 +276,7 @@ def test_pinned_digests_match_the_real_copy():
 
 
 def test_pacs_without_a_preset_starts_from_imagenet_weights_as_published():
-    from dgbench.plan import resolve
+    from dgbench.plan.planner import resolve
 
     cfg = resolve({"data.name": "pacs"})
     assert cfg.model.pretrained and cfg.data.image_size == 224 and cfg.model.width == 64

@@ -11,11 +11,11 @@ import zlib
 import numpy as np
 import pytest
 
-from dgbench.errors import ConfigError, DataError
-from dgbench.plots import (bars_figure, curve_data, curves_figure, plot, sweep_figure,
+from dgbench.core.errors import ConfigError, DataError
+from dgbench.report.plots import (bars_figure, curve_data, curves_figure, plot, sweep_figure,
                            to_data_uri)
-from dgbench.results import frame
-from dgbench.tables import build_table
+from dgbench.results.frame import frame
+from dgbench.results.tables import build_table
 
 draws = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                            reason="matplotlib is an optional extra")

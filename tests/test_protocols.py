@@ -9,12 +9,15 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dgbench.cli import main
-from dgbench.errors import DataError
-from dgbench.evaluate import evaluate_tests
-from dgbench.registry import DATASETS, PROTOCOLS
-from dgbench.results import frame
-from dgbench.tables import build_table, render, select_epochs
-from dgbench.train import cosine_lr
+from dgbench.core.errors import DataError
+from dgbench.tasks.evaluate import evaluate_tests
+from dgbench.data.base import DATASETS
+from dgbench.data.protocols import PROTOCOLS
+from dgbench.results.frame import frame
+from dgbench.results.selection import select_epochs
+from dgbench.results.tables import build_table
+from dgbench.report.text import render
+from dgbench.run.loop import cosine_lr
 
 
 class ConstantModel(torch.nn.Module):
@@ -125,7 +128,7 @@ def test_error_estimators():
 def preset_record(preset, seed=1):
     """A record whose config is ``preset``'s, as planned for efdmix on photo."""
     from dgbench import config as C
-    from dgbench.plan import resolve
+    from dgbench.plan.planner import resolve
 
     rec = record(seed, HISTORY)
     cfg = C.to_dict(resolve(C.read_preset(preset)))
@@ -175,7 +178,7 @@ def test_schedule_is_set_from_progress_and_reaches_its_end(tmp_path):
 
 
 def test_evaluation_does_not_touch_the_training_rng():
-    from dgbench.data import eval_loader
+    from dgbench.data.loaders import eval_loader
 
     ds = TensorDataset(torch.zeros(10, 1), torch.zeros(10, dtype=torch.long), torch.zeros(10))
     torch.manual_seed(0)
@@ -221,7 +224,7 @@ def test_leave_one_domain_out_validation(tmp_path, capsys):
 
 def test_compare_paper_for_reid_uses_efdms_osnet_rows():
     from dgbench import config as C
-    from dgbench.plan import resolve
+    from dgbench.plan.planner import resolve
 
     cfg = C.to_dict(resolve(C.read_preset("efdm-reid-market2grid-osnet")))
     cfg["aug"]["names"], cfg["seeds"] = ["efdmix"], [1]
@@ -239,7 +242,7 @@ def test_compare_paper_for_reid_uses_efdms_osnet_rows():
 
 # -- DomainBed's test-domain oracle ----------------------------------------------------------
 def test_oracle_part_is_a_seeded_fifth_of_each_test_set():
-    from dgbench.evaluate import oracle_part
+    from dgbench.tasks.evaluate import oracle_part
 
     a = oracle_part(100, 1, "photo")
     assert a.dtype == torch.bool and int(a.sum()) == 20  # DomainBed: int(0.2 n)
@@ -251,7 +254,7 @@ def test_oracle_part_is_a_seeded_fifth_of_each_test_set():
 
 
 def test_evaluate_tests_splits_each_test_set_into_held_and_rest():
-    from dgbench.evaluate import oracle_part
+    from dgbench.tasks.evaluate import oracle_part
 
     labels = [0, 1] * 10 + [0] * 5
     test, _ = evaluate_tests(ConstantModel(), {"a": loader(labels)}, seed=3)
@@ -323,7 +326,7 @@ def test_oracle_over_a_searched_sweep(tmp_path, capsys):
 
 
 def test_oracle_rows_compare_with_the_baseline_by_seed_and_split():
-    from dgbench.stats import compare
+    from dgbench.results.stats import compare
 
     recs = [oracle_record("a", 1, 0.1, val=0.6, rest=0.5), oracle_record("b", 1, 0.3, val=0.7, rest=0.4),
             oracle_record("c", 2, 0.1, val=0.8, rest=0.55), oracle_record("d", 2, 0.3, val=0.1, rest=0.9),
@@ -349,7 +352,7 @@ def test_oracle_collapses_only_the_searched_hyperparameters():
 
 
 def test_sweep_plots_refuse_the_oracle():
-    from dgbench.plots import sweep_data
+    from dgbench.report.plots import sweep_data
 
     recs = [oracle_record("a", 1, 0.1, val=0.6, rest=0.5), oracle_record("b", 1, 0.3, val=0.7, rest=0.4)]
     with pytest.raises(DataError, match="--select oracle keeps one hyperparameter setting"):

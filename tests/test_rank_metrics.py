@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgbench.evaluate import rank_metrics
+from dgbench.tasks.evaluate import rank_metrics
 
 
 def loop_metrics(dist, q_pids, g_pids, q_cams, g_cams, ranks=(1, 5, 10, 20)):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dgbench.cli import main
-from dgbench.registry import AUGMENTERS
+from dgbench.augmenters import AUGMENTERS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -84,7 +84,7 @@ def test_readme_augmenters_pass_the_contract(registered):
 
 
 def test_readme_steps_for_a_new_builtin_augmenter(registered, tmp_path, capsys):
-    from dgbench.zoo import augmenter_markdown
+    from dgbench.report.augmenter_table import augmenter_markdown
 
     # step 2: the import line; step 3: the docs command is the one the stale-docs test names
     assert "import it in `augmenters/__init__.py`" in README
@@ -137,7 +137,7 @@ def test_every_dgbench_command_in_the_readme_parses():
     """The README's commands use flags and subcommands that exist (docs that match the code)."""
     import shlex
 
-    from dgbench.cli import build_parser
+    from dgbench.cli.parser import build_parser
 
     commands = _readme_commands()
     assert len(commands) > 20

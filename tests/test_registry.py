@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 import dgbench
-from dgbench.errors import UnknownNameError
-from dgbench.registry import AUGMENTERS, BACKBONES, DATASETS, PROTOCOLS, Registry
+from dgbench.core.errors import UnknownNameError
+from dgbench.augmenters import AUGMENTERS
+from dgbench.models.backbones import BACKBONES
+from dgbench.data.base import DATASETS
+from dgbench.data.protocols import PROTOCOLS
+from dgbench.core.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +112,7 @@ def _write_plugin(root: Path, body: str, module: str = "dgb_plugin_demo", entry:
 
 PLUGIN = """
     import torch
-    from dgbench.registry import AUGMENTERS
+    from dgbench.augmenters import AUGMENTERS
 
     @AUGMENTERS.register("scaleaug")
     class ScaleAug(torch.nn.Module):
@@ -164,7 +168,7 @@ def test_plugin_in_cli_list_and_run(tmp_path):
 
 
 def test_docs_augmenter_table_is_generated_from_the_registry():
-    from dgbench.zoo import augmenter_markdown
+    from dgbench.report.augmenter_table import augmenter_markdown
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "augmenters.md").read_text()
     assert committed == augmenter_markdown(), (

@@ -104,7 +104,7 @@ REID_SLICE = {  # re-pinned with issue 12: the neck starts at normal(0, 0.01) as
 
 def test_reid_synth_slice(tmp_path):
     """reid-synth-cpu (Market -> all 10 GRID splits) for 4 epochs with a step at epoch 2."""
-    from dgbench.synthreid import generate
+    from dgbench.data.synthreid import generate
 
     generate(tmp_path / "data")
     got = run(tmp_path / "out", "--preset", "reid-synth-cpu", "--data-root", str(tmp_path / "data"),
@@ -168,7 +168,7 @@ REID_PRESET = {  # dgbench run --preset reid-synth-cpu on dgbench synth-reid (se
 
 @pytest.mark.slow
 def test_reid_synth_preset(tmp_path):
-    from dgbench.synthreid import generate
+    from dgbench.data.synthreid import generate
 
     generate(tmp_path / "data")
     got = run(tmp_path / "out", "--preset", "reid-synth-cpu", "--data-root", str(tmp_path / "data"))

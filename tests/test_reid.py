@@ -13,7 +13,7 @@ from PIL import Image
 from dgbench.cli import main
 from dgbench.datasets.grid import GRID
 from dgbench.datasets.market1501 import Market1501
-from dgbench.errors import DataError
+from dgbench.core.errors import DataError
 
 MARKET_FILES = {
     "bounding_box_train": ["0007_c2s1_000101_01.jpg", "0002_c1s1_000451_03.jpg",
@@ -63,7 +63,7 @@ def test_market_errors(tmp_path):
 
 
 def test_grid_splits_from_a_generated_mat(tmp_path):
-    from dgbench.synthreid import write_grid
+    from dgbench.data.synthreid import write_grid
 
     base = write_grid(tmp_path / "grid", np.random.default_rng(0), pairs=12, distractors=5, splits=10)
     ds = GRID(str(tmp_path), 64)  # grid/underground_reid is found from the parent
@@ -87,7 +87,7 @@ def test_grid_splits_from_a_generated_mat(tmp_path):
 def test_grid_errors(tmp_path):
     from scipy.io import savemat
 
-    from dgbench.synthreid import write_grid
+    from dgbench.data.synthreid import write_grid
 
     base = write_grid(tmp_path, np.random.default_rng(0), pairs=4, distractors=1, splits=2)
     mat = base / "features_and_partitions.mat"
@@ -105,8 +105,8 @@ def test_reid_net_shapes_and_torchvision_state_dict():
     import torchvision
 
     from dgbench.config import Config
-    from dgbench.models import build_reid_model
-    from dgbench.train import parameter_groups
+    from dgbench.models.reidnet import build_reid_model
+    from dgbench.run.loop import parameter_groups
 
     cfg = Config()
     cfg.model.backbone = "resnet50"
@@ -133,7 +133,7 @@ def test_reid_net_shapes_and_torchvision_state_dict():
 
 def test_step_schedule():
     from dgbench.config import TrainConfig
-    from dgbench.train import epoch_lr
+    from dgbench.run.loop import epoch_lr
 
     t = TrainConfig(epochs=60, lr=0.05, schedule="step", step_epochs=[20, 40], step_gamma=0.1)
     assert [epoch_lr(t, e) for e in (0, 19, 20, 39, 40, 59)] == pytest.approx(
@@ -146,8 +146,8 @@ def test_reid_recipes_decay_as_torchreids_steplr(preset):
     x0.1 at epoch 20 and again at 40; the presets and the ReID defaults give every epoch the
     rate StepLR itself gives it."""
     from dgbench import config as C
-    from dgbench.plan import resolve
-    from dgbench.train import epoch_lr
+    from dgbench.plan.planner import resolve
+    from dgbench.run.loop import epoch_lr
 
     user = C.read_preset(preset) if preset else {"data.name": "market1501"}
     t = resolve(user).train
@@ -163,7 +163,7 @@ def test_reid_recipes_decay_as_torchreids_steplr(preset):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
-    from dgbench.synthreid import generate
+    from dgbench.data.synthreid import generate
 
     root = tmp_path_factory.mktemp("synth-reid")
     generate(root, seed=0)
@@ -227,11 +227,11 @@ def test_training_clearly_beats_an_untrained_model(synth, tmp_path):
     import json
 
     from dgbench import config as C
-    from dgbench.data import eval_loader
-    from dgbench.evaluate import evaluate_reid
-    from dgbench.models import build_reid_model
-    from dgbench.plan import make_plan, resolve
-    from dgbench.train import seed_everything
+    from dgbench.data.loaders import eval_loader
+    from dgbench.tasks.evaluate import evaluate_reid
+    from dgbench.models.reidnet import build_reid_model
+    from dgbench.plan.planner import make_plan, resolve
+    from dgbench.run.loop import seed_everything
 
     assert main(_small(synth, tmp_path, "--aug", "none", "--epochs", "12", "--splits", "0,1,2,3,4")) == 0
     (record_file,) = list((tmp_path / "reid-synth-cpu").glob("*/record.json"))
@@ -292,7 +292,7 @@ def test_inspect_on_a_reid_dataset_asks_for_images(synth, capsys):
 
 def test_new_linear_layers_start_as_torchreids():
     from dgbench.config import Config
-    from dgbench.models import build_reid_model
+    from dgbench.models.reidnet import build_reid_model
 
     cfg = Config()
     cfg.model.backbone, cfg.model.width = "resnet18", 16
@@ -309,7 +309,9 @@ def test_osnet_x1_0_has_torchreids_layout_and_loads_its_weights(tmp_path, monkey
     without the classifier), its ImageNet weights loaded through dgbench's download path, and
     the augmenters after conv2 and conv3 by default."""
     from dgbench.config import Config
-    from dgbench.models import OSNet, build_reid_model, default_insert, insert_augmenters
+    from dgbench.models.osnet import OSNet
+    from dgbench.models.reidnet import build_reid_model
+    from dgbench.models.insertion import default_insert, insert_augmenters
     from dgbench.models import osnet
 
     net = OSNet(751)

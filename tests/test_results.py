@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from dgbench.cli import main
-from dgbench.results import frame, load
-from dgbench.tables import build_table, render
+from dgbench.results.frame import frame, load
+from dgbench.results.tables import build_table
+from dgbench.report.text import render
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,21 @@ def test_unfinished_runs_are_in_the_frames_attrs(folder, tmp_path):
     df = load(copy)
     assert df.empty and len(df.attrs["unfinished"]) == 1
     assert "unfinished runs (1)" in render(build_table(df))
+
+
+def test_a_record_before_schema_3_gets_the_family_its_augmenter_declares():
+    """Schema 3 records name the searched hyperparameters; an older record (no ``searched``)
+    asks the installed augmenter, and both give the same families."""
+    import copy
+
+    from dgbench.store.records import scan_folder
+
+    folder = Path(__file__).parent / "data" / "results" / "digits-lodo"
+    new = [r for r in scan_folder(folder).records if r.get("searched")]
+    assert new, "the stored results hold searched runs"
+    old = copy.deepcopy(new)
+    for r in old:
+        del r["searched"]
+        r["schema"] = 2
+    assert list(frame(old)["family"]) == list(frame(new)["family"])
+    assert frame(new)["family"].nunique() < frame(new)["variant"].nunique()

@@ -36,7 +36,7 @@ def reference(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("stop_after", [1, 3])
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, reference, stop_after, monkeypatch):
-    import dgbench.train as T
+    import dgbench.run.loop as T
 
     real, calls = T.train_epoch, []
 
@@ -61,14 +61,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, reference, sto
 TOY = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import conftest\n"
 KILL_IN_WRITE = TOY + """
 import os, signal
-import dgbench.checkpoint as C
-real, writes = C.os.replace, []
+import dgbench.core.files as F  # the one atomic write, checkpoints' too
+real, writes = F.os.replace, []
 def replace(src, dst):
-    writes.append(1)
-    if len(writes) == int(sys.argv[1]):  # killed with the new checkpoint half in place
+    writes.append(str(dst).endswith("checkpoint.pt"))
+    if sum(writes) == int(sys.argv[1]) and writes[-1]:  # killed with the new checkpoint half in place
         os.kill(os.getpid(), signal.SIGKILL)
     real(src, dst)
-C.os.replace = replace
+F.os.replace = replace
 from dgbench.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -101,3 +101,15 @@ def test_sigkill_at_any_point_then_relaunch_gives_the_same_record(tmp_path, refe
     assert main([*ARGS, "--out", str(tmp_path)]) == 0
     assert metrics(tmp_path) == reference
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_checkpoint_keeps_one_way_to_remove_and_a_true_signature():
+    """Checkpoint.save takes the counters it is given (a list of floats); the dead
+    Checkpoint.remove is gone (a finished run's checkpoint goes with its folder's cleanup)."""
+    import typing
+
+    from dgbench.run.checkpoint import Checkpoint
+
+    hints = typing.get_type_hints(Checkpoint.save)
+    assert hints["counters"] == list[float] and hints["epoch"] is int
+    assert not hasattr(Checkpoint, "remove")

@@ -64,7 +64,7 @@ def test_a_damaged_cache_is_said_in_one_line_and_rebuilt_the_same(pacs, tmp_path
 
 BUILDER = """
 import sys, time
-from dgbench import imagecache
+from dgbench.data import imagecache
 from dgbench.datasets.pacs import PACS
 real = imagecache._decode
 def slow(data, size):
@@ -82,7 +82,7 @@ def test_a_killed_cache_build_leaves_nothing_and_the_next_start_builds_the_same(
                                                                              monkeypatch):
     """SIGKILL at several points of a build (before, during the decoding, near its end): the
     next start removes the leftovers and builds a cache bit-identical to an uninterrupted one."""
-    from dgbench import imagecache
+    from dgbench.data import imagecache
     from dgbench.datasets.pacs import PACS
 
     env = {**os.environ, "DGBENCH_CACHE": str(tmp_path / "killed")}
@@ -151,7 +151,7 @@ def test_force_keeps_the_old_record_until_the_new_one_is_complete(tmp_path, caps
     (record,) = list(out.rglob("record.json"))
     old = record.read_text()
     history = (record.parent / "history.jsonl").read_text()
-    import dgbench.train as T
+    import dgbench.run.loop as T
 
     real = T.train_epoch
 

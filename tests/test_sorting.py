@@ -1,11 +1,11 @@
-"""dgbench.sorting: the integer-key sort gives torch.sort's values and indices exactly."""
+"""augmenters/_sorting.py: the integer-key sort gives torch.sort's values and indices exactly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dgbench.sorting import order_keys, scratch, sort_rows
+from dgbench.augmenters._sorting import order_keys, scratch, sort_rows
 
 
 def rows(kind: str, dtype: torch.dtype, n: int, seed: int = 0) -> torch.Tensor:

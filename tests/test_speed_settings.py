@@ -20,7 +20,7 @@ def records(folder):
 
 def test_cpu_amp_trains_in_bfloat16_and_is_another_run(tmp_path):
     assert main([*TOY, "--out", str(tmp_path / "a")]) == 0
-    from dgbench.plan import cpu_has_bf16
+    from dgbench.core.device import cpu_has_bf16
 
     with contextlib.nullcontext() if cpu_has_bf16() else pytest.warns(UserWarning, match="slower"):
         assert main([*TOY, "--out", str(tmp_path / "b"), "train.cpu_amp=true"]) == 0
@@ -35,7 +35,7 @@ def test_cpu_amp_trains_in_bfloat16_and_is_another_run(tmp_path):
 def test_new_speed_keys_at_their_defaults_keep_old_run_ids():
     """Keys added later (``since``) leave a run's id alone while they hold their default."""
     from dgbench import config as C
-    from dgbench.records import canonical, run_id
+    from dgbench.plan.runs import canonical, run_id
 
     cfg = C.Config()
     train = canonical(cfg)["train"]

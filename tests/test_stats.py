@@ -13,10 +13,12 @@ import pytest
 from scipy import stats as S
 
 from dgbench.cli import main
-from dgbench.errors import DataError
-from dgbench.results import frame
-from dgbench.stats import bootstrap_ci, compare, mark_significant, paired
-from dgbench.tables import build_table, render
+from dgbench.core.errors import DataError
+from dgbench.results.frame import frame
+from dgbench.results.stats import bootstrap_ci, compare, mark_significant, paired
+from dgbench.results.tables import build_table
+from dgbench.report.compare import caption, render_comparison
+from dgbench.report.text import render
 
 TARGETS = ("red", "green", "blue")
 
@@ -65,7 +67,7 @@ def test_a_known_shift_is_detected_with_the_right_sign():
     red = found.get("efdmix", "red")
     assert red.n == 5 and red.mean == pytest.approx(diffs[:5].mean())
     assert red.wilcoxon == pytest.approx(S.wilcoxon(diffs[:5]).pvalue)  # 2 / 2**5
-    assert "(here as few as 5) a percentile-bootstrap CI runs too narrow" in found.caption()
+    assert "(here as few as 5) a percentile-bootstrap CI runs too narrow" in caption(found)
     worse = compare(frame(shifted(-0.03)[0]), n_boot=500).get("efdmix")
     assert worse.mean < 0 and worse.ci[1] < 0 and worse.losses == 15
 
@@ -128,9 +130,9 @@ def test_unmatched_runs_are_listed_by_name_and_not_paired():
     assert found.unmatched == ["efdmix, seed 4, green (no none run to pair with)",
                                "none, seed 0, blue (no efdmix run to pair with)"]
     assert found.get("efdmix", "red").unmatched == []
-    text = found.render()
+    text = render_comparison(found)
     assert "unmatched runs (2), not compared: efdmix, seed 4, green" in text
-    assert "none, seed 0, blue (no efdmix run" in found.render("csv")
+    assert "none, seed 0, blue (no efdmix run" in render_comparison(found, "csv")
 
 
 def test_compared_values_are_the_tables_cells():

@@ -7,6 +7,7 @@ the expected outputs; moving them is a decision, said in the commit that regener
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -38,4 +39,10 @@ def test_outputs_are_unchanged(experiment):
                for k, v in got.items()}
         if got != EXPECTED[key]:
             wrong.append(key)
-    assert not wrong, f"{len(wrong)} outputs changed, e.g. dgbench {wrong[0]}"
+    if wrong:
+        got = M.run_cli(M.resolved(wrong[0].split(), M.RESULTS))
+        diff = difflib.unified_diff(EXPECTED[wrong[0]]["out"].splitlines(),
+                                    got["out"].replace(str(M.RESULTS), M.ROOT).splitlines(),
+                                    "expected", "now", lineterm="", n=1)
+        pytest.fail(f"{len(wrong)} outputs changed, e.g. dgbench {wrong[0]}:\n"
+                    + "\n".join(list(diff)[:20]) + f"\nrc {got['rc']}, stderr {got['err']!r}")

@@ -22,7 +22,6 @@ from dgbench.config.check import (
 )
 from dgbench.config.schema import (
     FIELDS,
-    LEAVES,
     NOT_IDENTITY,
     PER_RUN,
     AugConfig,
@@ -50,7 +49,7 @@ from dgbench.config.sources import (
 )
 
 __all__ = [
-    "FIELDS", "FLAGS", "LEAVES", "NOT_IDENTITY", "PER_RUN", "AugConfig", "CliText", "Config",
+    "FIELDS", "FLAGS", "NOT_IDENTITY", "PER_RUN", "AugConfig", "CliText", "Config",
     "DataConfig", "Flag", "Leaf", "ModelConfig", "ProtocolConfig", "Stem", "TrainConfig",
     "assign", "build", "check_rules", "coerce", "flatten_yaml", "from_dict", "keys_help",
     "merge_aug_args", "parse_aug_args", "preset_names", "read_preset", "read_yaml",

@@ -11,7 +11,8 @@ import typing
 from typing import Any, Literal, Union
 
 from dgbench.config.schema import FIELDS, Config, to_dict
-from dgbench.errors import ConfigError
+from dgbench.core import keys
+from dgbench.core.errors import ConfigError
 
 
 class CliText(str):
@@ -172,10 +173,7 @@ def validate(cfg: Config) -> None:
     """Check every value of a :class:`Config` built in Python (set_value checks as it sets)."""
     tree = to_dict(cfg)
     for key, leaf in FIELDS.items():
-        node: Any = tree
-        for part in key.split("."):
-            node = node[part]
-        check_rules(key, coerce(key, node, leaf.type, from_text=False), leaf.rules)
+        check_rules(key, coerce(key, keys.get(tree, key), leaf.type, from_text=False), leaf.rules)
 
 
 def parse_aug_args(text: str) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Every rule lives beside its field: the type annotation (``Literal[...]`` for enu
 the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``nonempty``,
 ``pattern`` (with ``shape`` for the message), ``identity=False`` for keys that say where
 things are rather than what is computed (not hashed into a run's id), ``per_run=True`` for
-keys that differ between the runs of one comparison row, and ``since`` (a dgbench version)
-for keys added after the first record schema: a run id hashes them only when they differ
-from their default, so adding a key does not rename every existing run.
+keys that differ between the runs of one comparison row, and ``id_when_set=True`` for keys
+added after runs were first recorded: a run id hashes them only when they differ from their
+default, so adding a key does not rename every existing run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from dgbench.core import keys
 
 
 def _f(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
@@ -36,7 +38,7 @@ class DataConfig:
     subsample: int | None = _f(None, ge=1, help="at most N images per (domain, split): smoke tests")
     cache: bool = _f(True, help="decoded-image cache + batched augmentation, where supported")
     bad_images: Literal["error", "skip"] = _f(
-        "error", since="0.2", help="unreadable image files: stop, naming them (before "
+        "error", id_when_set=True, help="unreadable image files: stop, naming them (before "
         "training), or leave them out of every split and list them in the records")
 
 
@@ -80,14 +82,14 @@ class TrainConfig:
     sampler: Literal["auto", "random", "domain"] = _f(
         "auto", help="auto: domain when mix=crossdomain")
     domain_epoch: Literal["fixed", "dassl"] = _f(
-        "fixed", since="0.2", help="domain sampler: fixed len(train) // batch batches, or "
+        "fixed", id_when_set=True, help="domain sampler: fixed len(train) // batch batches, or "
         "Dassl's epoch (ends when a drawn domain runs short), as published")
     amp: bool = _f(True, help="CUDA only: autocast")
     amp_dtype: Literal["bfloat16", "float16"] = _f("bfloat16", help="float16 adds a scaler")
     channels_last: bool = _f(True, help="CUDA only")
-    cpu_amp: bool = _f(False, since="0.2", help="CPU: bfloat16 autocast + channels_last; pays "
+    cpu_amp: bool = _f(False, id_when_set=True, help="CPU: bfloat16 autocast + channels_last; pays "
                        "off only with AVX-512 bf16 / AMX units (6-8x slower on an AVX2 CPU)")
-    compile: bool = _f(False, since="0.2", help="torch.compile the training forward (minutes "
+    compile: bool = _f(False, id_when_set=True, help="torch.compile the training forward (minutes "
                        "of compiling first; other rounding, so another run)")
 
 
@@ -98,7 +100,7 @@ class ProtocolConfig:
                                    help="only these splits (LODO: held-out domains); null: all")
     target: str | None = _f(None, help="reid: the dataset tested on (data.name trains)")
     splits: list[int] | None = _f(None, ge=0, help="reid: splits of a multi-split dataset")
-    loo_validation: bool = _f(False, identity=False, since="0.2",
+    loo_validation: bool = _f(False, identity=False, id_when_set=True,
                               help="lodo: also one run per target and held-out source, for "
                               "--select loo (leave-one-domain-out validation)")
 
@@ -142,7 +144,6 @@ def _leaves(cls: type = Config, prefix: str = "") -> dict[str, Leaf]:
 
 
 FIELDS = _leaves()
-LEAVES = {k: leaf.type for k, leaf in FIELDS.items()}
 #: keys that say where things are, not what is computed: not part of a run's identity
 NOT_IDENTITY = tuple(k for k, leaf in FIELDS.items() if leaf.rules.get("identity") is False)
 #: keys that differ between the runs of one comparison row (what a table cell aggregates over)
@@ -152,11 +153,7 @@ PER_RUN = tuple(k for k, leaf in FIELDS.items() if leaf.rules.get("per_run"))
 
 def assign(cfg: Config, key: str, value: Any) -> None:
     """Set the dotted ``key`` of ``cfg`` (an already checked value)."""
-    *parents, leaf = key.split(".")
-    obj: Any = cfg
-    for part in parents:
-        obj = getattr(obj, part)
-    setattr(obj, leaf, value)
+    keys.assign(cfg, key, value)
 
 
 def build(flat: dict[str, Any]) -> Config:

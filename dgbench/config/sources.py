@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dgbench.config.check import unknown_key, merge_aug_args, parse_aug_args, set_value, type_name
+from dgbench.config.check import merge_aug_args, parse_aug_args, set_value, type_name, unknown_key
 from dgbench.config.schema import FIELDS, Config, build
-from dgbench.errors import ConfigError
+from dgbench.core import files
+from dgbench.core.errors import ConfigError
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -37,29 +37,20 @@ def flatten_yaml(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read and check a YAML config file into dotted keys."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"config file {path} is a folder, not a YAML file")
-    if not p.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        tree = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not a text file (not UTF-8)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     flat: dict[str, Any] = {}
-    for key, value in flatten_yaml(tree).items():
+    for key, value in flatten_yaml(files.read_yaml(path)).items():
         set_value(flat, key, value, from_text=False)
     return flat
 
 
+#: the presets: YAML files installed with the package (dgbench/config/presets/)
+PRESETS = resources.files("dgbench.config") / "presets"
+
+
 def preset_names() -> dict[str, str]:
     """Installed presets: name -> the first line of its leading comment."""
-    from importlib.resources import files
-
     out = {}
-    for entry in sorted(files("dgbench.presets").iterdir(), key=lambda e: e.name):
+    for entry in sorted(PRESETS.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             lines = entry.read_text().splitlines()
             first = lines[0] if lines else ""
@@ -68,15 +59,14 @@ def preset_names() -> dict[str, str]:
 
 
 def read_preset(name: str) -> dict[str, Any]:
-    """The preset ``name`` (``scripts/presets/<name>.yaml``), checked like a config file."""
-    from importlib.resources import as_file, files
-
+    """The preset ``name`` (``dgbench/config/presets/<name>.yaml``), checked like a config
+    file."""
     names = preset_names()
     if name not in names:
         close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(names)}")
-    with as_file(files("dgbench.presets") / f"{name}.yaml") as path:
+    with resources.as_file(PRESETS / f"{name}.yaml") as path:
         return read_yaml(path)
 
 

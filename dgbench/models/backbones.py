@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torchvision
 from torch import nn
 
 from dgbench.config import Stem
-from dgbench.download import weights_facts
-from dgbench.errors import ConfigError, DataError, one_line
-from dgbench.registry import BACKBONES
+from dgbench.core.download import pretrained_file, weights_facts
+from dgbench.core.errors import ConfigError, DataError, one_line
+from dgbench.core.registry import Registry
+
+#: every backbone by name (a timm ResNet is ``timm:<name>``, not registered)
+BACKBONES = Registry("backbone", builtins="dgbench.models")
 
 TIMM_PREFIX = "timm:"
 
@@ -23,8 +27,6 @@ TIMM_PREFIX = "timm:"
 # -- torchvision ResNets ------------------------------------------------------------------
 def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
     def build(num_classes: int, width: int = 64, pretrained: bool = False) -> nn.Module:
-        import torchvision
-
         model = getattr(torchvision.models, f"resnet{depth}")()
         if pretrained:
             if width != 64:
@@ -69,7 +71,7 @@ BACKBONES.add("resnet50", _torchvision_resnet(50))
 
 
 def _timm_model(name: str, num_classes: int, width: int, pretrained: bool) -> nn.Module:
-    import timm
+    import timm  # lazy: timm costs a second at start-up, only its backbones need it
 
     if not timm.is_model(name):
         close = [m for m in timm.list_models("resnet*") if name.split("_")[0] in m][:8]
@@ -95,7 +97,7 @@ def check_backbone(name: str, pretrained: bool = False, width: int = 64) -> None
     """Raise a clear error for an unknown backbone name, or for pretrained weights at a width
     they do not exist for (without building anything or downloading)."""
     if name.startswith(TIMM_PREFIX):
-        import timm
+        import timm  # lazy: timm costs a second at start-up, only its backbones need it
 
         if not timm.is_model(name[len(TIMM_PREFIX):]):
             _timm_model(name[len(TIMM_PREFIX):], 1, 64, False)  # raises with suggestions
@@ -159,8 +161,6 @@ def load_pretrained(model: nn.Module, url: str, name: str | None = None,
     (default: the URL's last part) in torch's checkpoint folder, downloaded when missing and
     checked against ``sha256``, or against the hash prefix in its name (torchvision's
     ``resnet18-f37072fd.pth``). The URL, file and sha256 become ``model.weights_source``."""
-    from dgbench.download import pretrained_file
-
     name = name or url.rsplit("/", 1)[1]
     prefix = re.search(r"-([a-f0-9]{6,})\.", name)
     path = pretrained_file(url, name, sha256, prefix.group(1) if prefix else None)

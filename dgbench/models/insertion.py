@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from dgbench.errors import ConfigError
+from dgbench.augmenters import AUGMENTERS
+from dgbench.core.errors import ConfigError
 
 
 def stage_names(model: nn.Module) -> list[str]:
@@ -47,8 +48,6 @@ class Point:
 
 def _candidates(model: nn.Module) -> list[str]:
     """Module names an augmenter may sit beside: everything but the root and augmenters."""
-    from dgbench.registry import AUGMENTERS
-
     aug_types = tuple(AUGMENTERS.get(n) for n in AUGMENTERS.names())
     return [n for n, m in model.named_modules() if n and not isinstance(m, aug_types)]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dgbench.errors import ConfigError
-from dgbench.registry import BACKBONES
+from dgbench.core.errors import ConfigError
+from dgbench.models.backbones import BACKBONES, load_pretrained
 
 # torchreid's ImageNet-pretrained OSNet x1.0 (its model zoo's Google Drive file), as a direct
 # download; no checksum of it is published, so a run records the sha256 of the file it used
@@ -157,8 +157,6 @@ def osnet_x1_0(num_classes: int, width: int = 64, pretrained: bool = False) -> O
         raise ConfigError("osnet_x1_0 has its own channel widths: set model.width=64")
     model = OSNet(num_classes)
     if pretrained:
-        from dgbench.models.backbones import load_pretrained
-
         load_pretrained(model, WEIGHTS_URL, name=WEIGHTS_FILE)
     return model
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dgbench.errors import ConfigError
+from dgbench.core.errors import ConfigError
 from dgbench.models.backbones import build_backbone
 
 

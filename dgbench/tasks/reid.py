@@ -6,20 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
-import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dgbench.data import subsample
-from dgbench.device import Env
-from dgbench.errors import ConfigError
-from dgbench.evaluate import evaluate_reid, mean_std
-from dgbench.registry import TASKS
-from dgbench.tasks import RunData, Task, check_sizes
-
-METRICS = {"mAP": "mAP", "rank1": "R1", "rank5": "R5", "rank10": "R10"}
-
+from dgbench.core.device import Env
+from dgbench.core.errors import ConfigError
+from dgbench.data.base import subsample
+from dgbench.models.reidnet import build_reid_model
+from dgbench.tasks._base import TASKS, RunData, Task, check_sizes
+from dgbench.tasks.evaluate import evaluate_reid, mean_std
 
 def _train_split(split: Any) -> int:
     """The index of the source split a run trains on."""
@@ -62,8 +57,6 @@ class ReID(Task):
         check_sizes(split, cfg, parts, train)
 
     def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
-        from dgbench.models import build_reid_model
-
         return build_reid_model(cfg, num_outputs, pretrained)
 
     def data(self, cfg: Any, split: Any, dataset: Any, target: Any, cache: Any,
@@ -92,55 +85,3 @@ class ReID(Task):
         spread = (f" over {len(final['test'])} splits (std {100 * sd['mAP']:.1f} / "
                   f"{100 * sd['rank1']:.1f})") if len(final["test"]) > 1 else ""
         return f"mAP {100 * m['mAP']:.1f}  R1 {100 * m['rank1']:.1f}{spread}"
-
-    # -- results and tables -------------------------------------------------------------------
-    def result_rows(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """The final model's metrics on each target split (ranked once, at the last epoch)."""
-        history = record.get("history") or []
-        last = history[-1] if history else {}
-        rows = []
-        for i, (test, metrics) in enumerate(record["final"]["test"].items()):
-            rows.append({"epoch": len(history), "lr": last.get("lr"), "loss": last.get("loss"),
-                         "train_acc": last.get("train_acc"), "val_acc": None,
-                         "score": record["final"]["score"], "test": test, "test_index": i,
-                         "test_title": test, "per_epoch": False,
-                         "n_query": metrics.get("queries"), "n_gallery": metrics.get("gallery"),
-                         **{k: v for k, v in metrics.items() if k == "mAP" or k.startswith("rank")}})
-        return rows
-
-    def cells(self, chosen: pd.DataFrame, per_target: bool) -> pd.DataFrame:
-        """mAP, R1, R5, R10 of each direction (the mean over the target's splits), then the
-        same on split 0 alone when there are several (the split EFDM reported)."""
-        if per_target:
-            raise ConfigError("--per-target is for classification tables")
-        out = []
-        for _, rows in chosen.groupby("run_id", sort=False):
-            first = rows.iloc[0]
-            direction = first["split"].split("#")[0]
-            for i, (metric, short) in enumerate(METRICS.items()):  # as final["mean"]
-                out.append({**first, "column": f"{direction} {short}", "order": (0, i),
-                            "value": float(np.mean(rows[metric].to_numpy(dtype=float)))})
-            if len(rows) > 1 and first["test"].endswith("#0"):
-                for i, (metric, short) in enumerate(METRICS.items()):
-                    out.append({**first, "column": f"{direction} split 0 {short}",
-                                "order": (0, 10 + i), "value": float(first[metric])})
-        return pd.DataFrame(out)
-
-    def pending_columns(self, split_title: str, per_target: bool) -> list[str]:
-        return [f"{self.column_group(split_title)} {short}" for short in METRICS.values()]
-
-    def column_group(self, split_title: str) -> str:
-        """The runs of every source split of a direction feed its columns."""
-        return split_title.split("#")[0]
-
-    def caption(self, table: Any) -> str:
-        from dgbench.tables import ERRORS
-
-        return (
-            "Person re-identification (%), source->target: mAP and CMC Rank-1/5/10 of the "
-            "final model, cosine distance, torchreid's Market-1501 rules; a multi-split "
-            "target's columns are the mean over its splits, and 'split 0' is split 0 alone; "
-            f"each cell is the mean ± {ERRORS[table.error]} over seeds "
-            f"{', '.join(map(str, table.seeds))} (and over the training splits when the "
-            "source has several); (n=k) marks a cell with fewer runs; X is a missing cell."
-        )

@@ -91,7 +91,7 @@ def _run(out: Path, *args: str) -> None:
 
 
 def records() -> None:
-    from dgbench.synthreid import generate
+    from dgbench.data.synthreid import generate
 
     work = Path(tempfile.mkdtemp(prefix="dgbench-testdata-"))
     out = work / "results"

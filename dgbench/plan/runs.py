@@ -1,0 +1,59 @@
+"""A planned run, and its id: a hash of its canonical resolved config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dgbench import config as C
+from dgbench.core import keys
+
+if TYPE_CHECKING:  # the type only
+    from dgbench.data.protocols import Split
+
+
+@dataclass
+class Run:
+    """One planned run: a fully resolved single-run config (one augmenter with all its
+    arguments, one seed, one split), which the record stores and the run id hashes."""
+
+    config: C.Config
+    split: Split
+    run_id: str
+
+    @property
+    def aug(self) -> str:
+        return self.config.aug.names[0]
+
+    @property
+    def seed(self) -> int:
+        return self.config.seeds[0]
+
+    def label(self) -> str:
+        return f"{self.aug} seed={self.seed} {self.split.name}"
+
+
+def canonical(cfg: C.Config) -> dict[str, Any]:
+    """The config a run's id hashes: without the keys that are not part of its identity, and
+    without the keys marked ``id_when_set`` (added after runs were first recorded) while they
+    hold their default, so that a new key leaves the ids of older runs, and of runs that do
+    not use it, unchanged."""
+    tree = C.to_dict(cfg)
+    for key, leaf in C.FIELDS.items():
+        if key in C.NOT_IDENTITY or (leaf.rules.get("id_when_set")
+                                     and keys.get(tree, key) == leaf.default):
+            keys.drop(tree, key)
+    return tree
+
+
+def run_id(cfg: C.Config, data_version: Any = None) -> str:
+    """Hash of the canonical config (and the dataset's version: a rebuilt dataset reruns)."""
+    tree = canonical(cfg)
+    if data_version is not None:
+        tree["data_version"] = data_version
+    blob = json.dumps(tree, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
