@@ -6,7 +6,11 @@ the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``no
 things are rather than what is computed (not hashed into a run's id), ``per_run=True`` for
 keys that differ between the runs of one comparison row, and ``id_when_set=True`` for keys
 added after runs were first recorded: a run id hashes them only when they differ from their
-default, so adding a key does not rename every existing run.
+default, so adding a key does not rename every existing run. ``id_as=V`` marks the keys
+that say on what a run computes (the device, CUDA's autocast and memory format): they are
+resolved on the machine that trains, so a run id hashes the fixed ``V`` in their place (the
+value every run planned on a CPU host hashed before, so those ids hold) and, for the ones that
+are part of identity, what was asked when it is not the default.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ class TrainConfig:
     domain_epoch: Literal["fixed", "dassl"] = _f(
         "fixed", id_when_set=True, help="domain sampler: fixed len(train) // batch batches, or "
         "Dassl's epoch (ends when a drawn domain runs short), as published")
-    amp: bool = _f(True, help="CUDA only: autocast")
+    amp: bool = _f(True, id_as=False, help="CUDA only: autocast")
     amp_dtype: Literal["bfloat16", "float16"] = _f("bfloat16", help="float16 adds a scaler")
-    channels_last: bool = _f(True, help="CUDA only")
+    channels_last: bool = _f(True, id_as=False, help="CUDA only")
     cpu_amp: bool = _f(False, id_when_set=True, help="CPU: bfloat16 autocast + channels_last; pays "
                        "off only with AVX-512 bf16 / AMX units (6-8x slower on an AVX2 CPU)")
     compile: bool = _f(False, id_when_set=True, help="torch.compile the training forward (minutes "
@@ -112,8 +116,9 @@ class Config:
                                 "only dots)",
                                 help="results folder; null: <dataset>-<protocol>")
     seeds: list[int] = _f(factory=lambda: [1], nonempty=True, ge=0, le=2**32 - 1, per_run=True)
-    device: str = _f("auto", pattern=r"auto|cpu|cuda(:\d+)?",
-                     shape="auto, cpu, cuda or cuda:N")
+    device: str = _f("auto", identity=False, id_as="cpu", pattern=r"auto|cpu|cuda(:\d+)?",
+                     shape="auto, cpu, cuda or cuda:N",
+                     help="auto: CUDA where the run trains has it, else the CPU")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     aug: AugConfig = field(default_factory=AugConfig)

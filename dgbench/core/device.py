@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,10 @@ class Env:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Env":
-        """CUDA runs use autocast and channels_last as configured; CPU runs both only with
+        """The run's device resolved on this machine (``auto``: CUDA when it is here); CUDA
+        runs use autocast and channels_last as configured, CPU runs both only with
         ``train.cpu_amp`` (bfloat16)."""
-        device = torch.device(cfg.device)
+        device = torch.device(resolve_device(cfg.device))
         if device.type == "cpu":
             on = cfg.train.cpu_amp
             return cls(device, torch.bfloat16 if on else None, on)
@@ -56,6 +58,15 @@ class Env:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def effective(self, cfg: Any) -> Any:
+        """A copy of the run config ``cfg`` saying what this run used: the resolved device,
+        and CUDA's autocast and channels_last as they were (off on the CPU)."""
+        used = copy.deepcopy(cfg)
+        used.device = str(self.device)
+        if not self.cuda:
+            used.train.amp = used.train.channels_last = False
+        return used
 
     def describe(self) -> dict[str, Any]:
         """The record's ``device`` block."""

@@ -39,6 +39,7 @@ class Plan:
     task: Task
     runs: list[Run]
     target: DomainDataset | None = None  # cross-dataset protocols: the dataset tested on
+    device: str | None = None  # where the runs train, when that is here; None: elsewhere
 
 
 def resolve(user: dict[str, Any]) -> C.Config:
@@ -118,8 +119,14 @@ def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
     return out
 
 
-def make_plan(cfg: C.Config) -> Plan:
-    """Check ``cfg`` and expand it into runs; raises :class:`ConfigError`/`DataError`."""
+def make_plan(cfg: C.Config, here: bool = True) -> Plan:
+    """Check ``cfg`` and expand it into runs; raises :class:`ConfigError`/`DataError`.
+
+    The runs' configs hold the device and CUDA's speed settings as asked: each run resolves
+    them on the machine that trains it (:class:`dgbench.core.device.Env`). ``here``: the runs
+    train on this machine, so what depends on it (a CUDA device that must exist, a compiler
+    for ``train.compile``, bf16 units for ``train.cpu_amp``) is checked now; a launcher that
+    trains elsewhere (Ray, SLURM) leaves those checks to the machine that trains."""
     C.validate(cfg)
     names = list(dict.fromkeys(cfg.aug.names))
     for name in names:
@@ -128,7 +135,7 @@ def make_plan(cfg: C.Config) -> Plan:
     kwargs = {n: augmenter_kwargs(n, cfg.aug.args, names) for n in names}
     protocol: Protocol = PROTOCOLS.get(cfg.protocol.name)()
     check_backbone(cfg.model.backbone, cfg.model.pretrained, cfg.model.width)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device) if here else None
     dataset, target, splits = _datasets(cfg, protocol)
     task = get_task(dataset.task)
     # the network the runs will train, without downloads: insertion points and local
@@ -138,7 +145,8 @@ def make_plan(cfg: C.Config) -> Plan:
     check_insert(probe, insert)
 
     _warn_learning_rate(cfg)
-    _check_speed_settings(cfg, device)
+    if device is not None:
+        _check_speed_settings(cfg, device)
     experiment = cfg.experiment or (
         f"{cfg.data.name}-to-{cfg.protocol.target}" if target is not None
         else f"{cfg.data.name}-{cfg.protocol.name}")
@@ -154,7 +162,7 @@ def make_plan(cfg: C.Config) -> Plan:
             task.check_data(_with_train(cfg, sized), split, dataset, target)
             for seed in cfg.seeds:
                 run_cfg = copy.deepcopy(cfg)
-                run_cfg.experiment, run_cfg.seeds, run_cfg.device = experiment, [seed], device
+                run_cfg.experiment, run_cfg.seeds = experiment, [seed]
                 run_cfg.aug.names, run_cfg.aug.args = [name], dict(kwargs[name])
                 run_cfg.aug.insert, run_cfg.train.sampler = insert, sampler
                 run_cfg.protocol.targets = [split.name]
@@ -162,7 +170,5 @@ def make_plan(cfg: C.Config) -> Plan:
                     C.assign(run_cfg, key, value)
                 if not dataset.supports_cache:  # record what really happens
                     run_cfg.data.cache = False
-                if not device.startswith("cuda"):
-                    run_cfg.train.amp = run_cfg.train.channels_last = False
                 runs.append(Run(run_cfg, split, run_id(run_cfg, data_version)))
-    return Plan(experiment, cfg, dataset, protocol, task, runs, target)
+    return Plan(experiment, cfg, dataset, protocol, task, runs, target, device)

@@ -36,15 +36,26 @@ class Run:
 
 
 def canonical(cfg: C.Config) -> dict[str, Any]:
-    """The config a run's id hashes: without the keys that are not part of its identity, and
-    without the keys marked ``id_when_set`` (added after runs were first recorded) while they
-    hold their default, so that a new key leaves the ids of older runs, and of runs that do
-    not use it, unchanged."""
+    """The config a run's id hashes: what was asked, not where it ran. Without the keys that
+    are not part of its identity, and without the keys marked ``id_when_set`` (added after
+    runs were first recorded) while they hold their default, so that a new key leaves the ids
+    of older runs, and of runs that do not use it, unchanged. The keys marked ``id_as`` (the
+    device and CUDA's speed settings, resolved where the run trains) hash a fixed value, the
+    one CPU-planned runs always hashed, and what was asked under ``asked`` when it is not
+    their default: the device is where, not what, so it never does."""
     tree = C.to_dict(cfg)
+    asked: dict[str, Any] = {}
     for key, leaf in C.FIELDS.items():
-        if key in C.NOT_IDENTITY or (leaf.rules.get("id_when_set")
-                                     and keys.get(tree, key) == leaf.default):
+        if "id_as" in leaf.rules:
+            value = keys.get(tree, key)
+            keys.assign(tree, key, leaf.rules["id_as"])
+            if key not in C.NOT_IDENTITY and value != leaf.default:
+                asked[key] = value
+        elif key in C.NOT_IDENTITY or (leaf.rules.get("id_when_set")
+                                       and keys.get(tree, key) == leaf.default):
             keys.drop(tree, key)
+    if asked:
+        tree["asked"] = asked
     return tree
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dgbench import config as C
+from dgbench.core.device import resolve_device
 from dgbench.core.errors import DGBenchError, explain_os_error, one_line
 from dgbench.core.files import atomic_write_json
 from dgbench.data import imagecache
@@ -36,8 +37,16 @@ def summary(plan: Plan) -> str:
         f"[{', '.join(augs)}] x {len(splits)} split(s) [{', '.join(splits)}] x {len(seeds)} "
         f"seed(s) [{', '.join(map(str, seeds))}] | {plan.config.data.name}, "
         f"{plan.protocol.__class__.__name__}, {plan.runs[0].config.model.backbone}, "
-        f"{plan.runs[0].config.device}"
+        f"{where(plan)}"
     )
+
+
+def where(plan: Plan) -> str:
+    """The device the plan's runs train on: resolved here, or where they are sent."""
+    asked = plan.runs[0].config.device
+    if plan.device is not None:
+        return plan.device if asked in ("auto", plan.device) else f"{plan.device} ({asked})"
+    return f"device {asked}, resolved where each run trains"
 
 
 def dry_run(plan: Plan, out: str | Path) -> list[str]:
@@ -144,6 +153,7 @@ def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
         stale.unlink(missing_ok=True)  # a forced rerun's old checkpoint; a killed write's part
     atomic_write_json(run_dir / CONFIG, {"run_id": run.run_id, "label": run.label(),
                                          "role": run.split.role,
+                                         "device": resolve_device(run.config.device),
                                          "config": C.to_dict(run.config)})
     (run_dir / ERROR).unlink(missing_ok=True)
     history = HistoryLog(run_dir, HISTORY + ".new" if redo else HISTORY, tensorboard)

@@ -56,10 +56,39 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+#: environment variables that set the CPU threads, in the order torch reads them
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def environment_threads() -> tuple[int, str] | None:
+    """The thread count the environment sets explicitly (``OMP_NUM_THREADS=1``), and the
+    variable that sets it; None when none does (a value OpenMP would not read, such as
+    ``abc``, sets nothing; of a nested list ``4,2`` the outer level counts)."""
+    for name in THREAD_VARIABLES:
+        text = os.environ.get(name, "").split(",")[0].strip()
+        if text.isdigit() and int(text) >= 1:
+            return int(text), name
+    return None
+
+
 def threads_per_run(opts: Options) -> int:
-    """torch's intra-op threads for each run: ``--threads``, or the cores given divided by the
-    number of runs at once (torch's own default oversubscribes shared cores)."""
-    return opts.threads or max(1, cores() // max(1, opts.jobs))
+    """torch's intra-op threads for each run: ``--threads``, else what the environment sets
+    (``OMP_NUM_THREADS``: processes started side by side from several shells then share the
+    cores as their user meant), else the cores given divided by the number of runs at once
+    (torch's own default oversubscribes shared cores)."""
+    return threads_and_source(opts)[0]
+
+
+def threads_and_source(opts: Options) -> tuple[int, str]:
+    """:func:`threads_per_run` and where the number comes from, for the user to see."""
+    if opts.threads:
+        return opts.threads, "--threads"
+    env = environment_threads()
+    if env is not None:
+        return env
+    jobs = max(1, opts.jobs)
+    return max(1, cores() // jobs), (f"{cores()} cores / {jobs} jobs" if jobs > 1
+                                     else f"the {cores()} cores given")
 
 
 def check(opts: Options) -> None:
@@ -110,7 +139,7 @@ def run_one(tree: dict[str, Any], run_id: str, out: str, opts: Options,
     status a run state (:mod:`dgbench.store.states`). A run id the re-made plan does not hold
     (the config plans another run here) is a failure that names both."""
     torch.set_num_threads(threads_per_run(opts))
-    plan = make_plan(C.from_dict(tree))
+    plan = make_plan(C.from_dict(tree))  # here: the device is resolved on this machine
     mine = [r for r in plan.runs if r.run_id == run_id]
     if not mine:
         planned = ", ".join(r.run_id for r in plan.runs)
@@ -180,6 +209,15 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def gpus_to_ask(device: str, cluster_gpus: float) -> int:
+    """The GPUs a Ray task asks for to train a run asking for ``device``, on a cluster with
+    ``cluster_gpus`` GPUs in all (what the cluster has, not the driver: a driver on a
+    machine without a GPU still sends ``auto`` runs to the GPU nodes)."""
+    if device.startswith("cuda"):
+        return 1
+    return 1 if device == "auto" and cluster_gpus >= 1 else 0
+
+
 def _ray(jobs: list[tuple[dict, str]], out: str, opts: Options,
          log: Callable[[str], None]) -> list[dict[str, Any]]:
     import ray  # lazy: ray, an optional extra
@@ -193,8 +231,10 @@ def _ray(jobs: list[tuple[dict, str]], out: str, opts: Options,
     except Exception as exc:  # ConnectionError, RuntimeError, ...: Ray says many things
         raise DGBenchError(f"cannot reach a Ray cluster at {opts.ray_address or 'a local Ray'}"
                            f" ({type(exc).__name__}: {exc}); check --ray-address") from None
-    remote = ray.remote(num_cpus=threads_per_run(opts), num_gpus=1 if _gpus() else 0)(run_one)
-    refs = [remote.remote(tree, run_id, out, opts) for tree, run_id in jobs]
+    remote = ray.remote(num_cpus=threads_per_run(opts))(run_one)
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    refs = [remote.options(num_gpus=gpus_to_ask(tree.get("device", "auto"), cluster_gpus))
+            .remote(tree, run_id, out, opts) for tree, run_id in jobs]
     statuses = []
     for i, status in enumerate(ray.get(refs), 1):
         log(f"[{i}/{len(jobs)}] {status['run_id']}: {status['status']}")

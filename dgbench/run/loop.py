@@ -140,7 +140,7 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "resumed_after_epoch": start or None}
     return build_record(run, task, dataset, data.sizes, model, s.placed, log.rows, final,
-                        timing, env.describe(), s.cache)
+                        timing, env.describe(), s.cache, used=env.effective(cfg))
 
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,

@@ -21,10 +21,12 @@ from dgbench.store.records import SCHEMA, Record
 
 def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model: Any,
                  placed: list[str], history: list[dict[str, Any]], final: dict[str, Any],
-                 timing: dict[str, Any], device: dict[str, Any], cache: Any) -> Record:
+                 timing: dict[str, Any], device: dict[str, Any], cache: Any,
+                 used: Any = None) -> Record:
     """The record of a finished run (not yet written): ``task`` the run's task object,
     ``model`` the trained network with augmenters at ``placed``, ``cache`` the decoded-image
-    cache it read (or None)."""
+    cache it read (or None), ``used`` the run's config as it trained (the device resolved
+    on this machine: :meth:`dgbench.core.device.Env.effective`; default: as planned)."""
     split, cfg = run.split, run.config
     return Record(
         schema=SCHEMA, task=task.name, run_id=run.run_id, experiment=cfg.experiment or "",
@@ -34,7 +36,7 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
                "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
                "test": {k: list(v) for k, v in split.test.items()},
                "role": split.role, "of": split.of},
-        sizes=sizes, config=C.to_dict(cfg),
+        sizes=sizes, config=C.to_dict(used if used is not None else cfg),
         dataset={"name": cfg.data.name, "classes": list(dataset.classes),
                  "titles": dict(dataset.titles), **dataset.describe()},
         model={"parameters": sum(p.numel() for p in model.parameters()),
@@ -64,7 +66,22 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what the platform says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment() -> dict[str, Any]:
+    """Where the run computed. CPU results are bit-identical only on the same SIMD kernels
+    (``cpu_capability``: torch's choice among its AVX2 / AVX-512 / ... builds) and the same
+    thread count, so both are kept with the CPU's model."""
     env = {
         "dgbench": __version__,
         "git_commit": git_commit(),
@@ -72,6 +89,8 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():
