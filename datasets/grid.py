@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dgbench.core.errors import DataError
-from dgbench.data.base import DATASETS
+from dgbench.data.base import DATASETS, list_files
 from dgbench.data.reid import Item, ReIDDataset, ReIDSplit, locate
 
 MAT = "features_and_partitions.mat"
@@ -42,9 +42,10 @@ def find_root(root: str | None) -> Path:
 
 
 def parse_folder(folder: Path) -> list[Item]:
-    """``IIII_C_...jpeg``: identity (0 = distractor) and camera 1..8 (-> 0..7), sorted."""
+    """``IIII_C_...jpeg``: identity (0 = distractor) and camera 1..8 (-> 0..7), sorted; hidden
+    files (macOS's ``._`` companions) are skipped, as torchreid's glob skips them."""
     items = []
-    for f in sorted(folder.glob("*.jpeg")):
+    for f in list_files(folder, "*.jpeg"):
         fields = f.name.split("_")
         try:
             pid, cam = int(fields[0]), int(fields[1])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dgbench.core.errors import DataError
-from dgbench.data.base import DATASETS
+from dgbench.data.base import DATASETS, list_files
 from dgbench.data.reid import Item, ReIDDataset, ReIDSplit, locate
 
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -33,9 +33,10 @@ def find_root(root: str | None) -> Path:
 
 
 def parse_folder(folder: Path, relabel: bool) -> tuple[list[Item], int]:
-    """Items of one folder in sorted file order, and how many junk (pid -1) files were dropped."""
+    """Items of one folder in sorted file order, and how many junk (pid -1) files were dropped
+    (hidden files, e.g. macOS's ``._`` companions, are not images: torchreid's glob skips them)."""
     items, junk = [], 0
-    for f in sorted(folder.glob("*.jpg")):
+    for f in list_files(folder, "*.jpg"):
         m = PATTERN.search(f.name)
         if m is None:
             raise DataError(f"{f}: cannot read the identity and camera from the name (expected "

@@ -33,7 +33,8 @@ from torchvision import transforms as T
 
 from dgbench.core.download import extract_zip, fetch, remove, sha256_file, tree_digest
 from dgbench.core.errors import DataError
-from dgbench.data.base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList
+from dgbench.data.base import (DATASETS, IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList,
+                               list_files)
 from dgbench.data.imagecache import CachedDomainSet
 
 DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
@@ -108,9 +109,9 @@ def find_layout(root: str | None) -> Layout:
 
 
 def image_files(images: Path, domain: str) -> list[Path]:
-    """Every image file on disk under ``images/<domain>/<class>/``, sorted."""
-    return [p for p in sorted((images / domain).glob("*/*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    """Every image file on disk under ``images/<domain>/<class>/``, sorted (hidden files and
+    folders left out)."""
+    return [p for p in list_files(images / domain, "*/*") if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def content_digests(layout: Layout) -> dict[str, str | None]:
@@ -206,7 +207,7 @@ def _scan_domain(images: Path, domain: str) -> list[tuple[str, int]]:
         folder = images / domain / cls
         if not folder.is_dir():
             raise DataError(f"{folder} is missing: PACS has the classes {', '.join(CLASSES)}")
-        for f in sorted(folder.iterdir()):
+        for f in list_files(folder, "*"):
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 items.append((f"{domain}/{cls}/{f.name}", label))
     return items
@@ -304,6 +305,10 @@ class PACS(DomainDataset):
     def image_files(self) -> tuple[Path, list[str]]:
         files = {rel for d in DOMAINS for part in self.splits[d].values() for rel, _ in part}
         return self.layout.images, sorted(files)
+
+    def part_files(self, domain: str, split: str) -> list[str]:
+        self.check_domain(domain)
+        return [rel for rel, _ in self.splits[domain][split]]
 
     def drop_files(self, files: set[str]) -> None:
         for parts in self.splits.values():

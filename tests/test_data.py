@@ -160,3 +160,34 @@ def test_dassl_epochs_on_pacs_are_as_long_as_published(target, sources, publishe
 def test_dassl_epoch_needs_half_a_batch_in_every_domain():
     with pytest.raises(DataError, match="at least 4 images in every domain"):
         DasslDomainSampler([30, 3], 8, torch.Generator())
+
+
+@pytest.mark.parametrize("layout", ["domainbed", "images+splits"])
+def test_pacs_leaves_hidden_files_out(tmp_path, layout):
+    """macOS's ``._`` companions, ``.DS_Store`` and hidden folders are no images: a DomainBed
+    layout does not scan them, ``dgbench data`` does not count them as unlisted files, and
+    the download's content digest does not see them."""
+    import warnings
+
+    from test_pacs import make_tree
+
+    from dgbench.data.base import list_files
+    from dgbench.datasets.pacs import PACS, content_digests, find_layout
+
+    root = make_tree(tmp_path / "PACS", layout)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the DomainBed fallback split warns
+        clean = PACS(str(root), 16)
+        digests = content_digests(find_layout(str(root)))
+        images = clean.layout.images
+        for folder in (images / "photo" / "dog", images / "sketch" / "horse"):
+            (folder / "._img_0.jpg").write_bytes(b"\x00\x05\x16\x07 fork")
+            (folder / ".DS_Store").write_bytes(b"")
+            (folder / ".thumbs").mkdir()
+            (folder / ".thumbs" / "img_0.jpg").write_bytes(b"")
+        dirty = PACS(str(root), 16)
+        assert dirty.splits == clean.splits
+        assert dirty.inventory() == clean.inventory()
+        assert content_digests(find_layout(str(root))) == digests
+    assert [p.name for p in list_files(images / "photo" / "dog", "*")] == \
+        [f"img_{i}.jpg" for i in range(4)]

@@ -3,12 +3,13 @@ every departure is in the README and recorded in the runs it affects."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from dgbench.run import deviations as D
-from dgbench.report.fidelity import _UNSET, ITEMS, markdown
+from dgbench.report.fidelity import _UNSET, ITEMS, Item, markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +54,16 @@ def test_every_recorded_departure_is_in_the_readme_and_in_the_runs_it_affects():
     for text in recorded:
         name = text.split(":")[0].split(" (")[0]  # e.g. "Domain sampler", "MixStyle/AdaIN"
         assert name.lower() in section.lower(), f"the README does not list {name!r}"
+
+
+def test_dgbench_column_says_what_each_value_is():
+    """A value read from code is shown with what it is (the setting, default or preset it
+    comes from), never as a bare ``(0.5, 0.5)`` or ``False``."""
+    for item in ITEMS:
+        if not callable(item.ours):
+            continue
+        said, bare = item.said(), str(item.value())
+        words = [len(re.findall(r"[A-Za-z]{3,}", text)) for text in (said, bare)]
+        assert words[0] > words[1], f"{item.what}: {said}"
+    with pytest.raises(ValueError, match="say what its value is"):
+        Item("x", "y", "z", lambda: 1).said()

@@ -4,6 +4,7 @@ and submitit's local executor all write the same runs once; status; threads; met
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,33 @@ def test_grid_values_keep_their_ends_exactly(kind, params):
     assert values[0] == params[0] and values[-1] == params[1]
     assert repr(values[-1]) == repr(params[1])  # a label says p=1.0, not p=0.9999999999991
     assert values == sorted(values) and len(values) == 7
+
+
+def test_sweep_lines_show_the_swept_values_and_the_score(tmp_path, capsys):
+    """Dry-run lines and progress lines name each run's swept values (an argument only where
+    the run's augmenter takes it, numbers short); a finished run's line has its score."""
+    from dgbench.plan.sweep import describe, short
+
+    assert [short(v) for v in (0.1 + 0.2, 1.0, 1e-5, 0.0123456, 3, ["layer1", "layer2"])] == \
+        ["0.3", "1.0", "1e-05", "0.0123", "3", "layer1,layer2"]
+    assert describe({"aug.args.efdmix.alpha": 0.5, "aug.args.alpha": 0.3, "train.lr": 0.01}) == \
+        "aug.args.efdmix.alpha=0.5 aug.args.alpha=0.3 lr=0.01"  # alike tails stay whole
+    path = sweep_file(tmp_path)
+    out = tmp_path / "res"
+    assert main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    labels = sorted(" ".join(line.split()[1:-2]) for line in lines)
+    assert labels == sorted([
+        "none seed=1 red insert=layer1", "none seed=1 red insert=layer1,layer2",
+        *(f"efdmix seed=1 red insert={where} alpha={a}"
+          for where in ("layer1", "layer1,layer2") for a in ("0.1", "0.3"))])
+    assert all(line.endswith("  not started") for line in lines)
+
+    path = sweep_file(tmp_path, "base: {data.name: toy, protocol.targets: [red], "
+                      "aug.names: [efdmix]}\naxes: {aug.args.p: [0.25, 1.0]}\n")
+    assert main(["sweep", str(path), "--out", str(out), "--threads", "1"]) == 0
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(progress) == 2
+    for line, p in zip(progress, ("0.25", "1.0")):
+        assert re.match(rf"\[\d/2\] toy-lodo/\w+ efdmix seed=1 red p={p}: done  source-val "
+                        r"\d+\.\d  test red \d+\.\d$", line), line

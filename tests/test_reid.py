@@ -341,3 +341,31 @@ def test_osnet_x1_0_has_torchreids_layout_and_loads_its_weights(tmp_path, monkey
     cfg.model.feature_dim = 256
     with pytest.raises(Exception, match="feature_dim=512"):
         build_reid_model(cfg, num_ids=125)
+
+
+def test_hidden_files_are_not_images(tmp_path):
+    """macOS's ``._`` companions (and other dot-files) are skipped, as torchreid's ``*.jpg`` /
+    ``*.jpeg`` globs skip them: Market-1501 gives the same items, GRID still loads."""
+    make_market(tmp_path / "clean")
+    dirty = make_market(tmp_path / "dirty")
+    for folder in MARKET_FILES:
+        (dirty / folder / "._0001_c1s1_000151_01.jpg").write_bytes(b"\x00\x05\x16\x07 fork")
+        (dirty / folder / ".0009_c2s1_000001_01.jpg").write_bytes(b"")
+        (dirty / folder / ".DS_Store").write_bytes(b"")
+    clean, got = Market1501(str(tmp_path / "clean"), 64), Market1501(str(dirty), 64)
+    for part in ("train", "query", "gallery"):
+        assert getattr(got.split(0), part) == getattr(clean.split(0), part)
+    assert got.junk == clean.junk
+    assert all("/." not in rel for rel in got.image_files()[1])
+
+    from dgbench.data.synthreid import write_grid
+
+    base = write_grid(tmp_path / "grid", np.random.default_rng(0), pairs=4, distractors=1, splits=2)
+    before = GRID(str(tmp_path / "grid"), 64)
+    for folder in ("probe", "gallery"):
+        for f in list((base / folder).glob("*.jpeg")):
+            (base / folder / f"._{f.name}").write_bytes(b"\x00\x05\x16\x07 fork")
+        (base / folder / ".DS_Store").write_bytes(b"")
+    after = GRID(str(tmp_path / "grid"), 64)
+    assert after.counts == before.counts == {"probe": 4, "gallery": 5}
+    assert [vars(s) for s in after.splits] == [vars(s) for s in before.splits]

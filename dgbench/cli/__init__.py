@@ -13,7 +13,7 @@ import warnings
 from typing import Any, Sequence
 
 from dgbench.cli.parser import build_parser, command_of
-from dgbench.core.errors import DGBenchError, explain_os_error, one_line
+from dgbench.core.errors import DGBenchError, RunInterrupted, explain_os_error, one_line
 
 
 def _warning(message: Any, category: Any, filename: str, lineno: int, line: Any = None) -> str:
@@ -41,8 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.debug:
             traceback.print_exc()
         return 2
-    except KeyboardInterrupt:
-        print("dgbench: interrupted; finished runs are kept, rerun to continue", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("dgbench: interrupted; finished runs are kept" + (
+            f", and the run {exc}" if isinstance(exc, RunInterrupted) else ", rerun to continue"),
+            file=sys.stderr)
         return 130
     except Exception:  # a bug in dgbench: say so, and show where
         print("dgbench: internal error (a bug in dgbench; please report it with this "

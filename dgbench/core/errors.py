@@ -33,6 +33,10 @@ class TrainingError(DGBenchError):
     """Training went wrong in a way the settings explain (a non-finite loss)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGINT) during a run, saying what its checkpoint keeps."""
+
+
 _OS_REASONS = {
     errno.ENOSPC: "the disk is full; free some space",
     errno.EDQUOT: "the disk quota is used up; free some space",

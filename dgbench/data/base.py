@@ -32,6 +32,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def list_files(folder: Path, pattern: str) -> list[Path]:
+    """The files under ``folder`` that match the glob ``pattern``, sorted, hidden ones left out.
+
+    A path with any part below ``folder`` starting with '.' is hidden: macOS's ``._name``
+    companions, ``.DS_Store``, a ``.thumbnails/`` folder. pathlib's ``*`` matches such names
+    (the shell's and ``glob.glob``'s do not: that is how torchreid never sees them).
+    """
+    return [p for p in sorted(folder.glob(pattern))
+            if p.is_file() and not any(part.startswith(".")
+                                       for part in p.relative_to(folder).parts)]
+
+
 def cache_dir() -> Path:
     """Where built datasets are cached: ``$DGBENCH_CACHE`` or the user's cache directory."""
     if os.environ.get("DGBENCH_CACHE"):
@@ -79,6 +91,11 @@ class DomainDataset:
 
     #: whether :meth:`cached_subset` exists (a decoded-image cache, dgbench.data.imagecache)
     supports_cache: ClassVar[bool] = False
+
+    def part_files(self, domain: str, split: str) -> list[str] | None:
+        """The image files (relative paths) of one part, in :meth:`subset`'s order, so that
+        a subsampled run caches only what it reads; None where the dataset cannot say."""
+        return None
 
     def image_files(self) -> tuple[Path, list[str]] | None:
         """The folder and the image files (relative paths) the dataset reads: what the image
@@ -220,12 +237,17 @@ class TensorDomainSet(Dataset):
         return self.transform(self.images[i]), int(self.labels[i]), self.domain_index
 
 
+def subsample_indices(n: int, limit: int | None) -> list[int] | None:
+    """The items :func:`subsample` keeps of ``n``; None: all of them."""
+    if limit is None or limit >= n:
+        return None
+    return torch.linspace(0, n - 1, limit).round().long().tolist()
+
+
 def subsample(ds: Dataset, limit: int | None) -> Dataset:
     """At most ``limit`` items, evenly spaced over ``ds`` (deterministic); all when None."""
-    n = len(ds)
-    if limit is None or limit >= n:
-        return ds
-    return Subset(ds, torch.linspace(0, n - 1, limit).round().long().tolist())
+    keep = subsample_indices(len(ds), limit)
+    return ds if keep is None else Subset(ds, keep)
 
 
 def concat(parts: Sequence[Dataset]) -> ConcatDataset:

@@ -243,14 +243,18 @@ class CachedDomainSet(Dataset):
         # evaluation items are returned normalised: (x / 255 - mean) / std
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
-        self.rows = [cache.rows[rel] for rel, _ in items]
+        # -1: not cached (a subsampled run's cache holds only the items it reads)
+        self.rows = [cache.rows.get(rel, -1) for rel, _ in items]
         self.labels = [label for _, label in items]
+        self.items = items
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[Any, int, int]:
         row = self.rows[i]
+        if row < 0:
+            raise KeyError(f"{self.items[i][0]} is not in the image cache {self.cache.path}")
         if self.train:
             views = (torch.from_numpy(np.array(self.cache.views["small"][row])),
                      torch.from_numpy(np.array(self.cache.views["big"][row])))
@@ -307,13 +311,17 @@ def verify_dataset(dataset: Any, name: str, size: int) -> str:
 
 
 def open_for(dataset: Any, name: str, size: int, progress: bool = True,
-             bad_images: str = "error") -> ImageCache:
+             bad_images: str = "error", only: Sequence[str] | None = None) -> ImageCache:
     """The cache of ``dataset`` (registered as ``name``) at ``size``, built if needed. Source
     files that cannot be decoded stop here, before training (``bad_images="error"``), or are
-    left out of every split of ``dataset`` and listed in its records (``"skip"``)."""
+    left out of every split of ``dataset`` and listed in its records (``"skip"``). ``only``:
+    the files the runs read (``data.subsample``): the whole dataset's cache when it is built
+    already, else a cache of these files alone (``<name>-subset``, one kept at a time)."""
     if dataset.image_files() is None:
         raise DataError(f"{name} reads no image files: it has no image cache")
     folder, files = dataset.image_files()
+    if only is not None and not target_path(dataset, name, size)[0].exists():
+        name, files = f"{name}-subset", list(only)
     cache = ImageCache.open_or_build(name, folder, files, size, progress)
     if cache.unreadable:
         dataset.leave_out(cache.unreadable, bad_images)

@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dgbench import config as C
 from dgbench.augmenters import AUGMENTERS
+from dgbench.core import keys
 from dgbench.core.errors import ConfigError
 from dgbench.core.files import read_yaml
 from dgbench.plan.augargs import augmenter_arguments
@@ -129,14 +130,25 @@ class Sweep:
     base: dict[str, Any]  # checked dotted keys
     axes: dict[str, list[Any]]  # key -> checked values
     search: Search | None = None
+    #: how a sweep line names an axis's values when not by the value itself (a preset axis:
+    #: the presets' names)
+    names: dict[str, list[str]] = field(default_factory=dict)
 
     def points(self) -> list[dict[str, Any]]:
         """One user config (checked dotted keys) per point of the axes and search sample."""
+        return [flat for flat, _ in self.labelled_points()]
+
+    def labelled_points(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """:meth:`points`, each with what it sweeps: axis key -> its value at the point (a
+        preset axis: the preset's name; an ``aug.args`` axis: one ``aug.args.NAME`` key per
+        argument) and ``aug.args.NAME`` -> each searched hyperparameter's value."""
         keys = list(self.axes)
-        out: list[dict[str, Any]] = []
+        out: list[tuple[dict[str, Any], dict[str, Any]]] = []
         searched: set[str] = set()
-        for combo in itertools.product(*(self.axes[k] for k in keys)) if keys else [()]:
-            point = dict(zip(keys, combo))
+        for combo in itertools.product(*(range(len(self.axes[k])) for k in keys)) if keys else [()]:
+            point = {k: self.axes[k][i] for k, i in zip(keys, combo)}
+            swept = _swept_at(point, {k: self.names[k][i] for k, i in zip(keys, combo)
+                                      if k in self.names})
             flat = {**point.pop("preset", {}), **self.base}  # a preset axis: under the base
             for key, v in point.items():
                 if key.startswith("aug.args."):  # one augmenter argument: merged into aug.args
@@ -144,19 +156,76 @@ class Sweep:
                 else:
                     flat[key] = v
             if self.search is None:
-                out.append(flat)
+                out.append((flat, swept))
                 continue
             for aug in flat.get("aug.names", C.FIELDS["aug.names"].default):
                 searched.update(search_space(aug, Search(distributions=self.search.distributions)))
                 for args in samples(aug, self.search):
-                    out.append({**flat, "aug.names": [aug],
-                                "aug.args": C.merge_aug_args(flat.get("aug.args", {}),
-                                                             {aug: args} if args else {})})
+                    out.append(({**flat, "aug.names": [aug],
+                                 "aug.args": C.merge_aug_args(flat.get("aug.args", {}),
+                                                              {aug: args} if args else {})},
+                                {**swept, **{f"aug.args.{aug}.{k}": v for k, v in args.items()}}))
         unknown = sorted(set(self.search.only or []) - searched) if self.search else []
         if unknown:
             raise ConfigError(f"search.only names {', '.join(unknown)}, which no augmenter of the "
                               f"sweep declares; declared: {', '.join(sorted(searched)) or 'none'}")
         return out
+
+
+def _swept_at(point: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """What a point of the axes sets, key by key, as :meth:`Sweep.labelled_points` says it."""
+    swept: dict[str, Any] = {}
+    for key, v in point.items():
+        if key in names:
+            swept[key] = names[key]
+        elif key.startswith("aug.args"):  # the merged argument dict, maybe per augmenter
+            for name, arg in v.items():
+                inner = arg.items() if isinstance(arg, dict) else [(None, arg)]
+                swept.update({".".join(filter(None, ("aug.args", name, sub))): x
+                              for sub, x in inner})
+        else:
+            swept[key] = v
+    return swept
+
+
+#: swept keys a run's label shows already (its augmenter and seed)
+IN_LABEL = ("aug.names", "seeds")
+
+
+def run_values(swept: dict[str, Any], config: Any) -> dict[str, Any]:
+    """The swept values a planned run (its resolved single-run ``config``) holds: an
+    augmenter argument only where the run's augmenter takes it (``none`` has no ``alpha``),
+    read from the run itself; keys its label already shows are left out."""
+    values: dict[str, Any] = {}
+    for key, v in swept.items():
+        if key in IN_LABEL:
+            continue
+        if key.startswith("aug.args."):
+            *aug, name = key.split(".")[2:]
+            if (aug and aug[0] != config.aug.names[0]) or name not in config.aug.args:
+                continue
+            values[key] = config.aug.args[name]
+        else:
+            values[key] = v if key == "preset" else keys.get(config, key)
+    return values
+
+
+def short(v: Any) -> str:
+    """A value as sweep lines show it: floats to 3 significant digits, lists comma-joined."""
+    if isinstance(v, float):
+        text = f"{v:.3g}"
+        return text if any(c in text for c in ".en") else text + ".0"  # 1.0, not 1
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(short, v))
+    return str(v)
+
+
+def describe(values: dict[str, Any]) -> str:
+    """``alpha=0.3 insert=layer1,layer2``: each key by its last part, or whole where two
+    would read alike."""
+    tails = [k.rsplit(".", 1)[-1] for k in values]
+    return " ".join(f"{tail if tails.count(tail) == 1 else key}={short(v)}"
+                    for key, tail, v in zip(values, tails, values.values()))
 
 
 def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
@@ -180,7 +249,7 @@ def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         C.set_value(base, "experiment", tree["experiment"], from_text=False)
     for key, v in (overrides or {}).items():
         base[key] = C.merge_aug_args(base.get(key, {}), v) if key == "aug.args" else v
-    axes = {}
+    axes, names = {}, {}
     for key, values in (tree.get("axes") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: axis {key!r} must list at least one value")
@@ -189,9 +258,10 @@ def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
                 raise ConfigError(f"{path}: a preset axis replaces the top-level preset/config; "
                                   "give one or the other")
             axes[key] = [C.read_preset(str(v)) for v in values]
+            names[key] = [str(v) for v in values]
             continue
         axes[key] = [_checked(key, v) for v in values]
-    return Sweep(base, axes, _search(path, tree.get("search")))
+    return Sweep(base, axes, _search(path, tree.get("search")), names)
 
 
 def _checked(key: str, v: Any) -> Any:

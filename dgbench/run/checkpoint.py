@@ -28,6 +28,7 @@ class Checkpoint:
     def __init__(self, run_dir: Path | None, model: torch.nn.Module, optimizer: Any,
                  scaler: Any, loader: Any, augment_gen: torch.Generator | None) -> None:
         self.path = run_dir / CHECKPOINT if run_dir is not None else None
+        self.epoch = 0  # the epochs the checkpoint on disk holds (0: none)
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
         self.loader, self.augment_gen = loader, augment_gen
 
@@ -49,6 +50,7 @@ class Checkpoint:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
         atomic_write(self.path, lambda f: torch.save(state, f))
+        self.epoch = epoch
 
     def restore(self) -> dict[str, Any] | None:
         """Load the checkpoint into every part, if there is one: ``epoch``, ``history`` and
@@ -64,6 +66,7 @@ class Checkpoint:
             self.loader.batch_sampler.load_state_dict(state["sampler"])
         if self.augment_gen is not None:
             self.augment_gen.set_state(state["augment"])
+        self.epoch = state["epoch"]
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])

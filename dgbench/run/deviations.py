@@ -36,7 +36,10 @@ CACHE = (
 
 def for_run(cfg: Any, task: Any, aug_cls: type, cache: bool) -> list[str]:
     """The departures that apply to one run: its config, task, augmenter and data path."""
-    out = [LR_SCHEDULE]
+    # Dassl's skipped LR steps need epochs of varying length (its domain sampler's) and a
+    # schedule that moves; a fixed epoch steps where ours does
+    out = [LR_SCHEDULE] if (cfg.train.sampler == "domain" and cfg.train.domain_epoch == "dassl"
+                            and cfg.train.schedule != "constant") else []
     if "p" in inspect.signature(aug_cls).parameters:
         out.append(GATE)
     if cfg.train.sampler == "domain":

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from dgbench import config as C
 from dgbench.core.device import resolve_device
-from dgbench.core.errors import DGBenchError, explain_os_error, one_line
+from dgbench.core.errors import DGBenchError, RunInterrupted, explain_os_error, one_line
 from dgbench.core.files import atomic_write_json
 from dgbench.data import imagecache
-from dgbench.data.base import scan_images
+from dgbench.data.base import scan_images, subsample_indices
 from dgbench.plan.planner import Plan
 from dgbench.run.history import HistoryLog
 from dgbench.run.loop import train_run
@@ -61,6 +62,8 @@ def outcome(plan: Plan, record: dict[str, Any]) -> str:
     timing = record["timing"]
     speed = timing.get("images_per_s")
     rate = f", {speed:.0f} img/s" if speed else ""
+    resumed = timing.get("resumed_after_epoch")
+    rate += f", resumed after epoch {resumed}" if resumed else ""
     return f"{plan.task.outcome(record)}  ({timing['wall_s']:.0f} s{rate})"
 
 
@@ -73,7 +76,7 @@ def prepare_images(plan: Plan, progress: bool = True) -> Any:
     data = plan.config.data
     if data.cache and plan.dataset.supports_cache:
         return imagecache.open_for(plan.dataset, data.name, data.image_size, progress,
-                                   bad_images=data.bad_images)
+                                   bad_images=data.bad_images, only=files_read(plan))
     for dataset in filter(None, (plan.dataset, plan.target)):
         files = dataset.image_files()
         bad = scan_images(*files, progress=progress, decode=data.bad_images == "skip") \
@@ -81,6 +84,38 @@ def prepare_images(plan: Plan, progress: bool = True) -> Any:
         if bad:
             dataset.leave_out(bad, data.bad_images)
     return None
+
+
+def files_read(plan: Plan) -> list[str] | None:
+    """The image files a subsampled plan's runs read (each part subsampled as the task does);
+    None: all of the dataset's (no ``data.subsample``, or a dataset that cannot say)."""
+    limit, wanted = plan.config.data.subsample, set()
+    if limit is None:
+        return None
+    for run in plan.runs:
+        split = run.split
+        for domain, part in (*split.train, *split.val, *split.test.values()):
+            files = plan.dataset.part_files(domain, part)
+            if files is None:
+                return None
+            keep = subsample_indices(len(files), limit)
+            wanted.update(files if keep is None else (files[i] for i in keep))
+    return sorted(wanted)
+
+
+def fetch_weights(plan: Plan, runs: list[Any]) -> None:
+    """The pretrained weights ``runs`` start from, found or downloaded and checked now:
+    before the image cache is built, so that a missing file fails in seconds."""
+    seen = set()
+    for run in runs:
+        m = run.config.model
+        key = (m.backbone, m.stem, m.width, m.weights)
+        if not m.pretrained or key in seen:
+            continue
+        seen.add(key)
+        with warnings.catch_warnings():  # said again when the run builds its network
+            warnings.simplefilter("ignore")
+            plan.task.build_model(run.config, plan.task.num_outputs(plan.dataset, run.split))
 
 
 @dataclass
@@ -109,12 +144,16 @@ class Executed:
 
 def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = True,
             log: Callable[[str], None] = print, keep_checkpoints: bool = False,
-            claim_timeout: float = claims.TIMEOUT_S, tensorboard: bool = False) -> Executed:
+            claim_timeout: float = claims.TIMEOUT_S, tensorboard: bool = False,
+            keep_weights: bool = True) -> Executed:
     """Train every run of ``plan`` that is neither finished nor held by another process
-    (claims); a run that fails is marked so and the others go on."""
+    (claims); a run that fails is marked so and the others go on. Interrupted (Ctrl-C), the
+    run says what its checkpoint keeps, and the interrupt goes on up."""
     exp_dir = Path(out) / plan.experiment
     check_results_folder(exp_dir)
-    cache = prepare_images(plan, progress)  # before any run folder is written
+    # the weights, then the images: before any run folder is written
+    fetch_weights(plan, [r for r in plan.runs if force or not is_done(exp_dir / r.run_id)])
+    cache = prepare_images(plan, progress)
     done = Executed()
     for i, run in enumerate(plan.runs, 1):
         run_dir, head = exp_dir / run.run_id, f"[{i}/{len(plan.runs)}] {run.label()}"
@@ -131,9 +170,13 @@ def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = T
         try:
             claim.start_heartbeat()
             record = _train(plan, run, run_dir, cache, progress, keep_checkpoints, redo=force,
-                            tensorboard=tensorboard)
+                            tensorboard=tensorboard, keep_weights=keep_weights,
+                            say=lambda text, head=head: log(f"{head}: {text}"))
             log(f"{head}: {outcome(plan, record)}")
             done.records.append(record)
+        except RunInterrupted as exc:
+            log(f"{head}: interrupted {exc}")
+            raise
         except Exception as exc:  # marked failed in its folder; the other runs go on
             log(f"{head}: {FAILED}: {one_line(explain_os_error(exc) if isinstance(exc, OSError) else str(exc))}")
             done.failed.append((run, exc))
@@ -143,8 +186,9 @@ def execute(plan: Plan, out: str | Path, force: bool = False, progress: bool = T
 
 
 def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
-           keep_checkpoint: bool = False, redo: bool = False,
-           tensorboard: bool = False) -> dict[str, Any]:
+           keep_checkpoint: bool = False, redo: bool = False, tensorboard: bool = False,
+           keep_weights: bool = True, say: Callable[[str], None] | None = None
+           ) -> dict[str, Any]:
     """One run into ``run_dir``, resumed from its checkpoint when it has one. A finished run
     being redone (``--force``) starts afresh but keeps its record and history until the new
     ones are complete."""
@@ -159,7 +203,8 @@ def _train(plan: Plan, run: Any, run_dir: Path, cache: Any, progress: bool,
     history = HistoryLog(run_dir, HISTORY + ".new" if redo else HISTORY, tensorboard)
     try:
         record = train_run(run, plan.dataset, progress=progress, target=plan.target,
-                           run_dir=run_dir, image_cache=cache, history=history)
+                           run_dir=run_dir, image_cache=cache, history=history, say=say,
+                           save_weights=keep_weights)
     except Exception as exc:  # failed, and marked so: tables count it as failed
         atomic_write_json(run_dir / ERROR, {"run_id": run.run_id, "label": run.label(),
                                             "error": str(exc), "type": type(exc).__name__,

@@ -45,6 +45,7 @@ class Options:
     jobs: int = 1
     threads: int | None = None  # per run; None: the cores given, divided by jobs
     keep_checkpoints: bool = False
+    keep_weights: bool = True  # the trained network's weights (model.pt); --drop-weights
     tensorboard: bool = False
     ray_address: str | None = None
     slurm: dict[str, Any] = field(default_factory=dict)  # partition, time_min, gpus, ...
@@ -148,7 +149,8 @@ def run_one(tree: dict[str, Any], run_id: str, out: str, opts: Options,
                          f"here (it plans {planned}); nothing was run"}
     plan.runs = mine
     done = execute(plan, out, progress=progress, log=lambda line: None,
-                   keep_checkpoints=opts.keep_checkpoints, tensorboard=opts.tensorboard)
+                   keep_checkpoints=opts.keep_checkpoints, tensorboard=opts.tensorboard,
+                   keep_weights=opts.keep_weights)
     if done.failed:
         return {"run_id": run_id, "status": FAILED, "error": str(done.failed[0][1])}
     return {"run_id": run_id, "status": RUNNING if done.elsewhere else DONE, "error": None}

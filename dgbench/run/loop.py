@@ -6,13 +6,14 @@ Extend it through augmenters, datasets, tasks and config, not by subclassing: th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from dgbench import config as C
 from dgbench.augmenters import AUGMENTERS
 from dgbench.augmenters._sorting import release_scratch
 from dgbench.core.device import Env
-from dgbench.core.errors import TrainingError
+from dgbench.core.errors import RunInterrupted, TrainingError
+from dgbench.core.files import atomic_write
 from dgbench.data import imagecache
 from dgbench.data.base import DomainDataset
 from dgbench.data.loaders import ReadyBatches, eval_loader, loader_options, train_loader
@@ -32,6 +34,7 @@ from dgbench.plan.runs import Run
 from dgbench.run.checkpoint import Checkpoint
 from dgbench.run.history import HistoryLog
 from dgbench.run.record import build_record
+from dgbench.store.layout import WEIGHTS
 from dgbench.store.records import Record
 from dgbench.tasks._base import RunData, get_task
 
@@ -91,12 +94,15 @@ def prepare(run: Run, dataset: DomainDataset, target: DomainDataset | None = Non
 
 def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               target: DomainDataset | None = None, run_dir: Path | None = None,
-              image_cache: Any = None, history: HistoryLog | None = None) -> Record:
+              image_cache: Any = None, history: HistoryLog | None = None,
+              say: Callable[[str], None] | None = None, save_weights: bool = False) -> Record:
     """Train and evaluate one run; return its record (not yet written). ``target``: the
     dataset tested on, for cross-dataset protocols; ``run_dir``: where the checkpoint of
-    every epoch is kept (a run with a checkpoint there resumes from it); ``image_cache``:
-    the decoded-image cache, if the caller opened it; ``history``: where each epoch's row
-    is written as it is measured."""
+    every epoch is kept (a run with a checkpoint there resumes from it, and says so through
+    ``say``); ``image_cache``: the decoded-image cache, if the caller opened it; ``history``:
+    where each epoch's row is written as it is measured; ``save_weights``: keep the trained
+    network's weights in ``run_dir`` (:data:`~dgbench.store.layout.WEIGHTS`). Interrupted (Ctrl-C), it raises
+    :class:`RunInterrupted` saying what its checkpoint holds."""
     cfg, task = run.config, get_task(dataset.task)
     started, t_start = datetime.now(timezone.utc), time.perf_counter()
     s = prepare(run, dataset, target, image_cache, progress)
@@ -111,26 +117,30 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     log = history or HistoryLog()
     log.start(done["history"])
     (train_images, train_seconds), start = done["counters"], done["epoch"]
+    if start and say is not None:
+        say(f"resuming from its checkpoint after epoch {start} of {t.epochs} "
+            f"({checkpoint.path})")
     bar = tqdm(total=t.epochs * len(batches), initial=start * len(batches), desc=run.label(),
                unit="step", leave=False, disable=None if progress else True,
                dynamic_ncols=True)  # disable None: on a terminal only
-    for epoch in range(start, t.epochs):
-        lr = set_lr(optimizer, t, epoch)
-        t_epoch = time.perf_counter()
-        loss, train_acc, seen, steps, bad_step = train_epoch(forward, batches, optimizer, scaler,
-                                                             env, t.label_smoothing, bar)
-        if bad_step >= 0:
-            bar.close()
-            raise diverged(run, epoch, bad_step, lr)
-        train_seconds += time.perf_counter() - t_epoch
-        train_images += seen
-        row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
-               "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
-        row["seconds"] = time.perf_counter() - t_epoch
-        log.append(row)
-        checkpoint.save(epoch + 1, log.rows, [train_images, train_seconds])
-        bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
-            f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
+    with _interruptible(checkpoint, t.epochs, bar):
+        for epoch in range(start, t.epochs):
+            lr = set_lr(optimizer, t, epoch)
+            t_epoch = time.perf_counter()
+            loss, train_acc, seen, steps, bad_step = train_epoch(
+                forward, batches, optimizer, scaler, env, t.label_smoothing, bar)
+            if bad_step >= 0:
+                bar.close()
+                raise diverged(run, epoch, bad_step, lr)
+            train_seconds += time.perf_counter() - t_epoch
+            train_images += seen
+            row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
+                   "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
+            row["seconds"] = time.perf_counter() - t_epoch
+            log.append(row)
+            checkpoint.save(epoch + 1, log.rows, [train_images, train_seconds])
+            bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
+                f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
     release_scratch()  # the augmenters' kept buffers: the next run may use other shapes
     final = task.final(model, data, env)  # the last-epoch model: the published rule
@@ -139,8 +149,30 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
               "started": started.isoformat(timespec="seconds"),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "resumed_after_epoch": start or None}
-    return build_record(run, task, dataset, data.sizes, model, s.placed, log.rows, final,
-                        timing, env.describe(), s.cache, used=env.effective(cfg))
+    record = build_record(run, task, dataset, data.sizes, model, s.placed, log.rows, final,
+                          timing, env.describe(), s.cache, used=env.effective(cfg))
+    if run_dir is not None and save_weights:  # the trained network, on the CPU
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_write(run_dir / WEIGHTS, lambda f: torch.save(weights, f))
+        record["model"]["final_weights"] = WEIGHTS
+    return record
+
+
+@contextlib.contextmanager
+def _interruptible(checkpoint: Checkpoint, epochs: int, bar: Any) -> Iterator[None]:
+    """Ctrl-C in the loop becomes :class:`RunInterrupted`, saying what the checkpoint keeps."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        bar.close()
+        if checkpoint.path is None:
+            raise
+        if checkpoint.epoch:
+            kept = (f"its checkpoint after epoch {checkpoint.epoch} of {epochs} is kept in "
+                    f"{checkpoint.path}; rerun the same command to resume from it")
+        else:
+            kept = "in its first epoch, before any checkpoint; a rerun starts it afresh"
+        raise RunInterrupted(kept) from None
 
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,

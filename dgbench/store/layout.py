@@ -4,6 +4,7 @@
 - ``claim.json``: while a process trains it (:mod:`dgbench.store.claims`);
 - ``history.jsonl`` and ``metrics.csv``: a line / row at the end of every epoch;
 - ``checkpoint.pt``: the state after the last finished epoch (removed when the run is done);
+- ``model.pt``: the trained network's weights (a ``state_dict``), written when the run ends;
 - ``error.json``: a run that failed on something the user can fix;
 - ``record.json``: written when the run ends (:mod:`dgbench.store.records`);
 - ``done``: an empty marker, last. A folder without it is an unfinished run.
@@ -22,6 +23,7 @@ HISTORY = "history.jsonl"
 METRICS = "metrics.csv"
 TENSORBOARD = "tensorboard"
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "model.pt"  # the trained network's state_dict (kept unless --drop-weights)
 ERROR = "error.json"
 RECORD = "record.json"
 DONE = "done"

@@ -72,7 +72,8 @@ class Classification(Task):
         ``oracle_val``, the pooled held-out 20%; reported: the other 80%)."""
         val_correct, val_total = count_correct(model, data.state["val"], env)
         val_acc = val_correct / max(val_total, 1)
-        test, score = evaluate_tests(model, data.state["tests"], env, data.state["seed"])
+        test, score = evaluate_tests(model, data.state["tests"], env, data.state["seed"],
+                                     classes=data.num_outputs)
         data.state["last"] = (val_acc, test, score)
         return {"val_acc": val_acc, "test_acc": {k: v["acc"] for k, v in test.items()},
                 "score": score, "oracle_val": _pooled(test, "held"),

@@ -18,17 +18,34 @@ CPU = Env(torch.device("cpu"))
 
 
 @torch.no_grad()
-def correct_flags(model: nn.Module, loader: DataLoader, env: Env = CPU) -> torch.Tensor:
-    """Whether ``model``'s top-1 prediction is right, per image of ``loader`` in its order
-    (a bool tensor on the CPU, moved there once)."""
+def predictions(model: nn.Module, loader: DataLoader, env: Env = CPU
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model``'s top-1 predictions and the true labels, per image of ``loader`` in its
+    order (long tensors on the CPU, moved there once)."""
     model.eval()
-    flags = []
+    preds, truth = [], []
     for images, labels, _ in loader:
         images, labels = env.images(images), labels.to(env.device, non_blocking=True)
         with env.autocast():
             logits = model(images)
-        flags.append(logits.argmax(dim=1) == labels)
-    return torch.cat(flags).cpu() if flags else torch.zeros(0, dtype=torch.bool)
+        preds.append(logits.argmax(dim=1))
+        truth.append(labels)
+    if not preds:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    return torch.cat(preds).cpu(), torch.cat(truth).cpu()
+
+
+def correct_flags(model: nn.Module, loader: DataLoader, env: Env = CPU) -> torch.Tensor:
+    """Whether ``model``'s top-1 prediction is right, per image of ``loader`` in its order
+    (a bool tensor on the CPU)."""
+    preds, truth = predictions(model, loader, env)
+    return preds == truth
+
+
+def confusion(preds: torch.Tensor, truth: torch.Tensor, classes: int) -> list[list[int]]:
+    """The confusion matrix: row = true class, column = predicted class, image counts."""
+    counts = torch.bincount(truth * classes + preds, minlength=classes * classes)
+    return counts.view(classes, classes).tolist()
 
 
 def count_correct(model: nn.Module, loader: DataLoader, env: Env = CPU) -> tuple[int, int]:
@@ -56,16 +73,25 @@ def oracle_part(n: int, seed: int, name: str) -> torch.Tensor:
 
 
 def evaluate_tests(model: nn.Module, loaders: dict[str, DataLoader], env: Env = CPU,
-                   seed: int | None = None) -> tuple[dict[str, dict[str, Any]], float]:
+                   seed: int | None = None, classes: int | None = None
+                   ) -> tuple[dict[str, dict[str, Any]], float]:
     """Accuracy on each test set, and pooled over their union (correct / images, not a mean
     of accuracies: the single-source number the papers publish). With ``seed``, each test
     set also gets ``held`` and ``rest``: [correct, images] on its oracle part
-    (:func:`oracle_part`) and on the other images."""
+    (:func:`oracle_part`) and on the other images. With ``classes`` (their number), each
+    also gets its ``confusion`` matrix (:func:`confusion`) and ``class_acc``, the accuracy
+    on each class's images (None for a class with none), in the dataset's class order."""
     test: dict[str, dict[str, Any]] = {}
     for name, loader in loaders.items():
-        flags = correct_flags(model, loader, env)
+        preds, truth = predictions(model, loader, env)
+        flags = preds == truth
         correct, total = int(flags.sum()), len(flags)
         test[name] = {"acc": correct / max(total, 1), "correct": correct, "n": total}
+        if classes is not None:
+            matrix = confusion(preds, truth, classes)
+            test[name]["class_acc"] = [row[c] / sum(row) if sum(row) else None
+                                       for c, row in enumerate(matrix)]
+            test[name]["confusion"] = matrix
         if seed is not None:
             mask = oracle_part(total, seed, name)
             test[name]["held"] = [int(flags[mask].sum()), int(mask.sum())]
