@@ -35,7 +35,9 @@ class Item:
     official: str  # the official value, with its source
     ours: Callable[[], Any] | str  # dgbench's value, read from code / presets, or said
     expected: Any = _UNSET  # for "same" items read from code: must equal ours()
-    status: str = "same"  # same | departure (recorded) | missing
+    #: same | departure (recorded: in the runs' deviations) | departure (documented: a table
+    #: rule, said here and in the README) | missing
+    status: str = "same"
     #: for a value read from code, what it is (setting, default, preset) with {0}, {1} ... for
     #: its parts (a tuple's items; a list is written comma-separated)
     shows: str = ""
@@ -246,6 +248,15 @@ ITEMS = [
          "--error std (default) / se; the estimator in every caption"),
     Item(T, "selection", "last epoch (EFDM, MixStyle); training-domain validation; "
          "leave-one-domain-out validation (DomainBed)", "--select last / val / loo"),
+    Item(T, "training-domain validation (--select val): the score",
+         "the mean over the source domains of each one's held-out accuracy (DomainBed "
+         "IIDAccuracySelectionMethod)", "the sources' validation sets pooled: correct / images, "
+         "so a larger source domain weighs more", status="departure (documented)"),
+    Item(T, "ties in model selection",
+         "DomainBed: the earliest checkpoint of a run's equal best (Q.argmax); across "
+         "hyperparameters a stable sort reversed, so the last-loaded of equal ones",
+         "val / test-best / loo: the latest epoch of equal ones; oracle: the earliest run id "
+         "of equal ones", status="departure (documented)"),
     Item(T, "test-domain oracle (--select oracle): share of the target held out",
          "DomainBed: holdout_fraction 0.2, split by trial seed; the final checkpoint of the "
          "hyperparameters best on it, reported on the other 80%", _oracle_fraction, 0.2,
