@@ -228,3 +228,62 @@ def test_data_uri_inlines_a_png(df):
     uri = to_data_uri(bars_figure(df))
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG")
+
+
+def searched_records(name, values, seeds=(0, 1)):
+    """efdmix records of a sweep file's search over ``name`` (schema 3: they say what the
+    augmenter searches), one per value, seed and split."""
+    recs = []
+    for v in values:
+        for s in seeds:
+            for sp in SPLITS:
+                rec = record("efdmix", s, sp, {"alpha": 0.1, "p": 0.5, name: v})
+                rec["searched"] = ["alpha", "p"]
+                recs.append(rec)
+    return recs
+
+
+@draws
+def test_a_log_uniform_search_is_drawn_on_a_log_axis():
+    # samples of log_uniform [0.01, 1.0]: they span a decade and a half, not two
+    alphas = [0.012, 0.034, 0.08, 0.21, 0.47]
+    ax = sweep_figure(frame(searched_records("alpha", alphas)), "aug.alpha").axes[0]
+    assert ax.get_xscale() == "log" and list(sweep_line(ax, "efdmix").get_xdata()) == alphas
+    ps = [0.15, 0.4, 0.7, 0.95]  # a uniform search over [0.1, 1.0]: linear
+    assert sweep_figure(frame(searched_records("p", ps)), "aug.p").axes[0].get_xscale() == "linear"
+    recs = [record("efdmix", s, "art", {"alpha": 0.1}, lr=lr) for lr in (1e-3, 5e-3, 3.9e-2)
+            for s in (0, 1)]  # an axis of the sweep file, not a search: two decades for log
+    assert sweep_figure(frame(recs), "train.lr").axes[0].get_xscale() == "linear"
+
+
+@draws
+def test_sweep_ticks_show_floats_short():
+    values = [0.1 + 0.2, 0.1234567, 0.1234568]  # 0.30000000000000004; two close samples
+    ax = sweep_figure(frame(searched_records("alpha", values)), "aug.alpha").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1234567", "0.1234568", "0.3"]
+
+
+@draws
+@pytest.mark.parametrize("kind", ["bars", "curves"])
+def test_long_variant_labels_leave_the_axes_their_room(df, kind):
+    import warnings
+
+    tail = ", ".join(f"setting{i}=value{i}" for i in range(10))
+    long = df.assign(variant=[f"{v} ({tail})" for v in df["variant"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "constrained_layout not applied ... collapsed"
+        fig = bars_figure(long) if kind == "bars" else curves_figure(long)
+        to_data_uri(fig)
+    for ax in fig.axes:
+        assert ax.get_position().width * fig.get_figwidth() > 2.5  # inches of plot, each
+    legend = fig.axes[-1].get_legend()
+    assert all(len(line) <= 40 for t in legend.get_texts() for line in t.get_text().split("\n"))
+
+
+def test_curves_count_the_runs_they_leave_out():
+    old = record("none", 5, "art")
+    for h in old["history"]:
+        del h["test_acc"]
+    with pytest.warns(UserWarning) as caught:
+        curve_data(frame([record("none", 0, "art"), old]))
+    assert "curves leave out 1 run evaluated only at their end" in [str(w.message) for w in caught]

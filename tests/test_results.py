@@ -89,3 +89,102 @@ def test_a_record_before_schema_3_gets_the_family_its_augmenter_declares():
         r["schema"] = 2
     assert list(frame(old)["family"]) == list(frame(new)["family"])
     assert frame(new)["family"].nunique() < frame(new)["variant"].nunique()
+
+
+STORED = Path(__file__).parent / "data" / "results"
+FAILED_RUN, UNFINISHED_RUN = "13304d8e2a0f", "8c266d5f3eda"  # in STORED / "digits-lodo"
+
+
+def _copy_runs(tmp_path: Path, *run_ids: str) -> Path:
+    """An experiment folder holding copies of these runs of the stored digits-lodo."""
+    import shutil
+
+    out = tmp_path / "results" / "digits-lodo"
+    for run_id in run_ids:
+        shutil.copytree(STORED / "digits-lodo" / run_id, out / run_id)
+    return out
+
+
+@pytest.mark.parametrize("runs,says", [
+    ((UNFINISHED_RUN,), "Nothing finished yet: 1 run started and not finished, no table yet."),
+    ((FAILED_RUN,), "Nothing finished, only 1 failed run (listed below, with why)"),
+    ((FAILED_RUN, UNFINISHED_RUN), "Nothing finished: 1 run started and not finished, 1 "
+                                   "failed run; no table yet."),
+])
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "domainbed"])
+def test_a_table_with_nothing_finished_says_so(tmp_path, runs, says, fmt):
+    text = render(build_table(load(_copy_runs(tmp_path, *runs))), fmt)
+    assert says in text
+    assert "(?)" not in text.split("\n", 1)[1] and "seeds  of" not in text and "seeds ;" not in text
+    assert "per split" not in text and "| augmenter" not in text
+
+
+def test_a_failed_run_is_named_once(tmp_path, capsys):
+    from dgbench.store.states import status_lines
+
+    folder = _copy_runs(tmp_path, FAILED_RUN, "004c03d0d933")
+    line = next(n for n in render(build_table(load(folder))).splitlines() if "failed runs" in n)
+    assert line.count("mixstyle seed=1 plain") == 1
+    assert "mixstyle seed=1 plain: the training loss was not finite" in line
+    status = "\n".join(status_lines(folder.parent))
+    assert status.count("mixstyle seed=1 plain") == 1 and "1 failed" in status
+    assert main(["status", str(folder.parent)]) == 0
+    assert capsys.readouterr().out.count("mixstyle seed=1 plain") == 1
+
+
+def test_lodo_per_target_columns_are_the_target_domains():
+    lodo = build_table(load(STORED / "digits-lodo"), per_target=True)
+    assert lodo.columns == ["plain", "photo"] and "->" not in render(lodo).split("\n\n")[1]
+    assert "per held-out target domain (lodo)" in lodo.caption()
+    single = build_table(load(STORED / "digits-single"), per_target=True)
+    assert "plain->photo" in single.columns and "per source -> target pair" in single.caption()
+
+
+def test_subsampled_runs_and_local_weights_are_flagged_in_the_caption():
+    records = [r for r in frame_records(STORED / "digits-lodo")]
+    text = render(build_table(frame(records)))
+    assert "Every run trained and tested on a subsample (data.subsample=32" in text
+    assert "local-checkpoint" not in text
+    for r in records:
+        if r["aug"] == "none":
+            r["config"]["model"]["weights"] = "/ckpt/imagenet-r18.pt"
+    text = render(build_table(frame(records)), "latex")
+    assert ("The runs of none (model.weights=/ckpt/imagenet-r18.pt) started from "
+            "local-checkpoint weights (model.weights=/ckpt/imagenet-r18.pt)") in text
+    reid = render(build_table(load(STORED / "market1501-to-grid")))
+    assert "subsample" not in reid and "local-checkpoint" not in reid
+
+
+def frame_records(folder: Path) -> list[dict]:
+    from dgbench.store.records import scan_folder
+
+    return scan_folder(folder).records
+
+
+def test_the_recipe_check_counts_subsample_and_weights():
+    from dgbench.core import keys
+    from dgbench.results.published import PUBLISHED, recipe_differences
+
+    pub = PUBLISHED[("pacs", "lodo", "", "resnet18", "efdmix", "crossdomain")][0]
+    config = json.loads(json.dumps(frame_records(STORED / "digits-lodo")[0]["config"]))
+    for key, value in pub.recipe.items():
+        keys.assign(config, key, value)
+    assert recipe_differences(config, pub, "last") == []
+    keys.assign(config, "data.subsample", 32)
+    keys.assign(config, "model.weights", "/ckpt/r18.pt")
+    assert recipe_differences(config, pub, "last") == [
+        "data.subsample: ours 32, published unset",
+        "model.weights: ours '/ckpt/r18.pt', published unset"]
+
+
+def test_row_labels_show_swept_floats_short_and_apart():
+    from dgbench.results.labels import variant_labels
+
+    def rec(alpha):
+        return {"aug": "efdmix", "searched": [], "config": {
+            "aug": {"names": ["efdmix"], "args": {"alpha": alpha}, "insert": ["layer1"]}}}
+
+    labels = variant_labels([rec(0.1 + 0.2), rec(0.123456789), rec(0.5)])
+    assert labels == ["efdmix (alpha=0.3)", "efdmix (alpha=0.1235)", "efdmix (alpha=0.5)"]
+    assert variant_labels([rec(0.12345), rec(0.12346)]) == ["efdmix (alpha=0.12345)",
+                                                            "efdmix (alpha=0.12346)"]

@@ -175,7 +175,7 @@ def test_estimators_equal_numpy_and_scipy():
     low, high = S.t.interval(0.95, n - 1, loc=pct.mean(), scale=S.sem(pct))
     assert expect["ci95"] == pytest.approx((high - low) / 2)
     single = build_table(recs[:1], error="sd")
-    assert np.isnan(single.stats("none", "red")[1]) and "61.0 ± -" in render(single)
+    assert np.isnan(single.stats("none", "red")[1]) and "| 61.0  |" in render(single)
     assert "sample std (ddof=1)" in single.caption()
 
 
@@ -184,10 +184,10 @@ def test_bold_marks_the_best_mean_of_each_column():
             record("efdmix", 0, "red", 0.60), record("efdmix", 0, "green", 0.65)]
     table = build_table(recs)
     md = render(table)
-    assert "| **60.0 ± 0.0** |" in md and "| **70.0 ± 0.0** |" in md and "| **62.5**" in md
-    assert "| 50.0 ± 0.0 " in md and "Bold: the best mean of its column." in md
+    assert "| **60.0** |" in md and "| **70.0** |" in md and "| **62.5**" in md  # one run each
+    assert "| 50.0 " in md and "Bold: the best mean of its column." in md
     assert "**" not in render(table, bold=False) and "Bold" not in render(table, bold=False)
-    assert "\\textbf{60.0 $\\pm$ 0.0}" in render(table, "latex")
+    assert "\\textbf{60.0}" in render(table, "latex")
     assert "**" not in render(build_table(recs[:2]))  # one row: nothing to pick out
 
 
@@ -199,18 +199,18 @@ def test_mark_significant_marks_cells_and_says_how_in_the_caption():
     assert found.get("efdmix", "red").wilcoxon == pytest.approx(2 / 2 ** 8)
     md = render(table)
     row = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert row["efdmix"].count("†") == 4 and "†" not in row["none"]  # three targets and Avg
-    assert "†" not in row["mixstyle"]
+    assert row["efdmix"].count("↑") == 4 and "↑" not in row["none"]  # three targets and Avg
+    assert "↑" not in row["mixstyle"] and "↓" not in row["mixstyle"] + row["efdmix"]
     assert "two-sided Wilcoxon signed-rank test" in md and "p < 0.05" in md
-    assert "8 pairs per column, 24 pooled for Avg" in md
-    assert "$^\\dagger$" in render(table, "latex")
-    assert render(table, "csv").splitlines()[0].endswith(",p,significant")
+    assert "8 pairs per column, 24 pairs pooled for Avg" in md
+    assert "$^\\uparrow$" in render(table, "latex")
+    assert render(table, "csv").splitlines()[0].endswith(",p,significant,direction")
 
     few = build_table(frame(shifted(0.03, seeds=3)[0]))
     mark_significant(few, test="sign", alpha=0.05)
     text = render(few)
     assert "sign test" in text and "With 3 pairs no column can reach p < 0.05" in text
-    assert text.count("†") == 2  # Avg (9 pairs) only: the caption's and the cell's
+    assert text.count("↑") == 2  # Avg (9 pairs) only: the caption's and the cell's
 
 
 def test_domainbed_format():
@@ -250,7 +250,7 @@ def test_cli_compare_and_table_options(tmp_path, capsys):
     assert (tmp_path / "c.tex").read_text().startswith("\\begin{table}")
     assert main(["table", str(folder), "--format", "domainbed", "--mark-significant"]) == 0
     out = capsys.readouterr().out
-    assert "+/-" in out and "standard error" in out and "†" in out
+    assert "+/-" in out and "standard error" in out and "↑" in out
     assert main(["table", str(folder), "--error", "ci95", "--no-bold"]) == 0
     out = capsys.readouterr().out
     assert "95% confidence-interval" in out and "**" not in out
@@ -288,3 +288,43 @@ def test_cli_compare_refuses_empty_folders_and_mixed_protocols(tmp_path, capsys)
     for bad in (["--alpha", "2"], ["--baseline", "nope"], ["--test", "t"]):
         assert exit_status(["table", str(folder), "--mark-significant", *bad]) == 2
         assert capsys.readouterr().err.startswith("dgbench: error: ")
+
+
+def test_a_significant_loss_is_marked_worse_not_better():
+    recs, _ = shifted(-0.03, seeds=8)
+    table = build_table(frame(recs))
+    mark_significant(table, "none", "wilcoxon", 0.05)
+    md = render(table)
+    row = next(line for line in md.splitlines() if line.startswith("| efdmix"))
+    assert row.count("↓") == 4 and "↑" not in row  # three targets and Avg, all worse
+    assert "↓ one significantly worse" in md
+    assert render(table, "latex").count("$^\\downarrow$") == 4
+    assert render(table, "domainbed").count("↓") == 5  # four cells and the legend
+    lines = render(table, "csv").splitlines()
+    assert {line.rsplit(",", 1)[1] for line in lines if line.startswith("efdmix")} == {"worse"}
+    assert all(line.endswith(",False,") for line in lines if line.startswith("none"))
+    gain = build_table(frame(shifted(0.03, seeds=8)[0]))
+    mark_significant(gain)
+    assert gain.direction("efdmix", "red") == "better"
+    assert table.direction("efdmix", "red") == "worse"
+
+
+@pytest.mark.parametrize("error", ["std", "sd", "se", "ci95"])
+def test_a_cell_of_one_run_shows_no_error_bar_and_says_why(error):
+    recs = [record(aug, 1, t, acc) for aug, acc in (("none", 0.6), ("efdmix", 0.7))
+            for t in TARGETS]
+    table = build_table(frame(recs), error=error)
+    mark_significant(table)
+    for fmt in ("markdown", "latex", "domainbed", "csv"):
+        text = render(table, fmt)
+        for bar in ("± 0.0", "± -", "+/- 0.0", "+/- -", "$\\pm$ 0.0", "$\\pm$ -"):
+            assert bar not in text, (fmt, bar)
+        if fmt != "csv":
+            assert "A cell of one run shows its mean alone: one run has no error bar." in text
+    assert "| 60.0 " in render(table) and "60.0 $\\pm$" not in render(table, "latex")
+    assert render(table, "csv").splitlines()[1] == "none,red,60.00,,1,60.00,,False,"
+    assert "1 pair per column, 3 pairs pooled for Avg" in render(table)
+    assert "With 1 pair no column can reach" in render(table)
+    assert "over seed 1 of" in render(table) and "seeds 1" not in render(table)
+    two = build_table(frame(shifted(0.03, seeds=2)[0]), error=error)
+    assert "one run has no error bar" not in render(two)

@@ -3,7 +3,8 @@ reshaping of issue 21, on a stored results folder: every format x estimator x se
 of four experiments (LODO with leave-one-domain-out validation runs and a searched setting,
 single-source, re-identification both ways; a failed and an unfinished run among them), and
 the tables' and comparisons' other options. ``tests/data/make_results.py`` made the folder and
-the expected outputs; moving them is a decision, said in the commit that regenerates them."""
+the expected outputs; moving them is a decision, said in the commit that regenerates them
+(issue 22 moved captions, notes and the CSV's columns, not one number)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from dgbench.core.errors import ConfigError
 from dgbench.report.text import booktabs, latex_table, tex
+from dgbench.results.labels import seeds_text
 from dgbench.results.stats import POOLED, SMALL, TESTS, Comparison, Paired
 
 FORMATS = ("markdown", "csv", "latex")
@@ -31,7 +32,7 @@ def caption(found: Comparison) -> str:
             "CI runs too narrow: read it beside the p-values." if found.n_boot and few < SMALL
             else "")
     return (f"Paired comparison with the baseline {found.baseline} ({t.protocol}, "
-            f"--select {t.select}, seeds {', '.join(map(str, t.seeds))}): each "
+            f"--select {t.select}, {seeds_text(t.seeds)}): each "
             "variant's table cells (%) minus the baseline's, over runs matched by split "
             f"and seed{pooled}. Mean difference (percentage points) with {boot}; "
             f"p-values of the {TESTS['wilcoxon']} and the {TESTS['sign']}; W/L/T: "

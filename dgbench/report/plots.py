@@ -2,7 +2,8 @@
 
 ``plot(frame, kind, out)`` writes one figure (``.png``, ``.pdf`` or ``.svg``, from the
 suffix); ``bars_figure``, ``curves_figure`` and ``sweep_figure`` return the matplotlib
-``Figure`` itself, and ``to_data_uri`` turns one into a PNG data URI a report can inline.
+``Figure`` itself, and ``to_data_uri`` (:mod:`dgbench.report.figures`) turns one into a PNG
+data URI a report can inline.
 
 - **bars**: the comparison table (:func:`dgbench.results.tables.build_table`) as grouped bars, one
   group per column (target), one bar per variant, the table's mean and spread as height and
@@ -12,7 +13,11 @@ suffix); ``bars_figure``, ``curves_figure`` and ``sweep_figure`` return the matp
   splits, the line the mean over seeds and the band its spread. Per-epoch runs only.
 - **sweep**: the score of the selected epoch (mean over splits per seed, then mean and spread
   over seeds) against a swept key, one line per augmenter; an augmenter whose runs lack the
-  key (``none`` in an ``aug.alpha`` sweep) is a dashed reference line.
+  key (``none`` in an ``aug.alpha`` sweep) is a dashed reference line. The axis is logarithmic
+  where the values call for it (:func:`log_axis`).
+
+Each figure is sized to what it holds: its columns or subplots, and a legend beside it whose
+long labels are wrapped, so that the axes keep their room.
 
 Spreads over seeds are those of the tables (:func:`dgbench.results.estimators.spread`: std, se ...).
 matplotlib is an optional extra (``pip install 'dgbench[plot]'``), imported when drawing.
@@ -20,8 +25,7 @@ matplotlib is an optional extra (``pip install 'dgbench[plot]'``), imported when
 
 from __future__ import annotations
 
-import base64
-import io
+import json
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -32,11 +36,14 @@ import numpy as np
 import pandas as pd
 
 from dgbench import config as C
-from dgbench.core.errors import ConfigError, DataError
+from dgbench.core.errors import DataError
 from dgbench.core import keys as dotted
 from dgbench.core.keys import flatten
+from dgbench.report.figures import DPI, legend, legend_size, new_figure
+from dgbench.report.figures import to_data_uri  # noqa: F401  (plots.to_data_uri, as before)
 from dgbench.results import estimators, selection
 from dgbench.results.estimators import ESTIMATORS, spread
+from dgbench.results.labels import count, distinct_texts, seeds_text
 from dgbench.results.selection import select_epochs
 from dgbench.results.tables import build_table
 from dgbench.results.views._base import view
@@ -66,32 +73,8 @@ def plot(frame: pd.DataFrame, kind: str, out: str | Path, by: str | None = None,
         raise DataError(f"--by names the swept key of a sweep plot, not of {kind}")
     fig = KINDS[kind].figure(frame, by, select, error)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150, bbox_inches="tight")
+    fig.savefig(out, dpi=DPI, bbox_inches="tight")
     return out
-
-
-def to_data_uri(fig: Any) -> str:
-    """``fig`` as a base64 PNG ``data:`` URI, for an ``<img src=...>`` in an HTML report."""
-    return "data:image/png;base64," + base64.b64encode(figure_png_bytes(fig)).decode("ascii")
-
-
-def figure_png_bytes(fig: Any) -> bytes:
-    """``fig`` rendered as PNG bytes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _new_figure(width: float, height: float) -> Any:
-    """A matplotlib Figure outside pyplot's registry (nothing to close, nothing leaks)."""
-    try:
-        import matplotlib  # lazy: matplotlib, an optional extra (plot)
-
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure  # lazy: matplotlib
-    except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'dgbench[plot]'") from None
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _check(frame: pd.DataFrame, error: str, select: str = "last") -> pd.DataFrame:
@@ -130,9 +113,9 @@ def _over_seeds(per_seed: pd.DataFrame, keys: list[str], value: str, error: str)
 def _title(runs: pd.DataFrame, what: str, error: str, how: str = "mean") -> str:
     """Two lines: dataset, protocol and what is shown; how it aggregates the seeds."""
     first = runs.iloc[0]
-    seeds = ", ".join(map(str, sorted({int(s) for s in runs["seed"]})))
+    seeds = seeds_text(sorted({int(s) for s in runs["seed"]}))
     return (f"{first['dataset']} {first['protocol']}: {what}\n"
-            f"{how} ± {ESTIMATORS[error].description} over seeds {seeds}")
+            f"{how} ± {ESTIMATORS[error].description} over {seeds}")
 
 
 # -- bars ---------------------------------------------------------------------------------------
@@ -144,7 +127,8 @@ def bars_figure(frame: pd.DataFrame, select: str = "last", error: str = "std") -
     table = build_table(frame, select, error)
     columns = table.columns + (["Avg"] if table.view.averages else [])
     rows, width = table.rows, 0.8 / max(len(table.rows), 1)
-    fig = _new_figure(max(6.0, 0.45 * len(columns) * len(rows) + 2.5), 4.6)
+    room, tall = legend_size(rows, "variant")
+    fig = new_figure(max(4.5, 0.45 * len(columns) * len(rows) + 1.5) + room, max(4.6, tall))
     ax = fig.add_subplot()
     drawn = []
     for i, row in enumerate(rows):
@@ -172,7 +156,7 @@ def bars_figure(frame: pd.DataFrame, select: str = "last", error: str = "std") -
     ax.set_ylabel(f"{table.view.metric} (%)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(title="variant", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    legend(ax, *ax.get_legend_handles_labels(), "variant")
     ax.set_title(_title(frame[frame["role"] == "test"], f"comparison, epoch selection "
                         f"'{select}'", error), fontsize=10)
     return fig
@@ -190,7 +174,7 @@ def curve_data(frame: pd.DataFrame, error: str = "std") -> pd.DataFrame:
                         "were evaluated once, at their end (re-identification runs always are)")
     if not per_epoch.all():
         left_out = tests.loc[~per_epoch, "run_id"].nunique()
-        warnings.warn(f"curves leave out {left_out} run(s) evaluated only at their end")
+        warnings.warn(f"curves leave out {count(left_out, 'run')} evaluated only at their end")
     tests = tests[per_epoch]
     splits = tests.groupby("variant")["split"].unique().map(frozenset)
     if splits.nunique() > 1:  # a variant's mean would then cover other targets than another's
@@ -214,7 +198,8 @@ def curves_figure(frame: pd.DataFrame, error: str = "std") -> Any:
     data = curve_data(frame, error)
     metrics = [m for m in CURVES if (data["metric"] == m).any()]
     variants = _order(data["variant"])
-    fig = _new_figure(4.2 * len(metrics) + 1.5, 3.8)
+    room, tall = legend_size(variants, "variant")
+    fig = new_figure(4.2 * len(metrics) + room, max(3.8, tall))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         for i, variant in enumerate(variants):
@@ -229,9 +214,7 @@ def curves_figure(frame: pd.DataFrame, error: str = "std") -> Any:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[-1].legend(handles, labels, title="variant", fontsize=8, loc="upper left",
-                    bbox_to_anchor=(1.02, 1.0))  # beside the plots (matplotlib 3.5 can)
+    legend(axes[-1], *axes[0].get_legend_handles_labels(), "variant")  # beside the plots
     tests = frame[(frame["role"] == "test") & frame["per_epoch"].astype(bool)]
     fig.suptitle(_title(tests, "training curves (a seed's value: the mean over its splits)",
                         error, how="line: mean, band:"), fontsize=10)
@@ -309,23 +292,43 @@ def sweep_data(frame: pd.DataFrame, by: str | None, select: str = "last",
     present = stats["x"].dropna()
     numeric = all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in present)
     stats["x"] = [None if pd.isna(v) else (float(v) if numeric else str(v)) for v in stats["x"]]
-    stats = stats.drop(columns="xkey").assign(numeric=numeric)
+    # runs of one family (the label without the searched hyperparameters) that differ in x:
+    # x is a hyperparameter the augmenter declares for a search
+    swept = runs[runs["x"].notna()]
+    searched = bool(len(swept)) and bool(
+        (swept.groupby("family")["xkey"].nunique() > 1).any())
+    stats = stats.drop(columns="xkey").assign(numeric=numeric, searched=searched)
     order = {a: i for i, a in enumerate(_order(stats["aug"]))}
     stats = stats.assign(rank=stats["aug"].map(order))
     return stats.sort_values(["rank", "x"], na_position="last").drop(columns="rank")
 
 
+def log_axis(values: list[float], searched: bool) -> bool:
+    """Whether a numeric swept key is drawn on a log axis: its values are positive and span
+    two decades or more, or it is a hyperparameter the augmenter searches and they span more
+    than one. Records name the searched hyperparameters but not their distributions, so the
+    spread of the values tells: a log-uniform search (EFDMix's and MixStyle's alpha over
+    [0.01, 1]) spreads its samples over decades, while a uniform one over [0.1, 1] (their p)
+    spans a decade at most."""
+    if not values or min(values) <= 0:
+        return False
+    span = max(values) / min(values)
+    return span >= 100 or (searched and span > 10)
+
+
 def sweep_figure(frame: pd.DataFrame, by: str | None, select: str = "last",
                  error: str = "std") -> Any:
     """The selected epoch's score against the swept key ``by``, one line per augmenter with
-    error bars (the spread over seeds); a numeric key on a numeric axis (log when it spans
-    two decades), any other in sorted order."""
+    error bars (the spread over seeds); a numeric key on a numeric axis (log where
+    :func:`log_axis` says), any other in sorted order."""
     data = sweep_data(frame, by, select, error)
     swept = data[data["x"].notna()]
     numeric = bool(data["numeric"].iloc[0])
     ticks = sorted(set(swept["x"]))
     where = (lambda v: v) if numeric else {v: i for i, v in enumerate(ticks)}.__getitem__
-    fig = _new_figure(max(6.0, 0.7 * len(ticks) + 3.5), 4.4)
+    lines = list(dict.fromkeys(data["aug"]))
+    room, tall = legend_size(lines + [f"{a} (no {by})" for a in lines], "augmenter")
+    fig = new_figure(max(4.5, 0.7 * len(ticks) + 2.0) + room, max(4.4, tall))
     ax = fig.add_subplot()
     for i, aug in enumerate(dict.fromkeys(data["aug"])):
         color = f"C{i % 10}"
@@ -337,17 +340,19 @@ def sweep_figure(frame: pd.DataFrame, by: str | None, select: str = "last",
             ax.axhline(ref["mean"], color=color, linestyle="--", label=f"{aug} (no {by})")
             ax.axhspan(ref["mean"] - ref["spread"], ref["mean"] + ref["spread"], color=color,
                        alpha=0.12, linewidth=0)
-    if numeric and min(ticks) > 0 and max(ticks) / min(ticks) >= 100:
+    if numeric and log_axis(ticks, bool(data["searched"].iloc[0])):
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 5 else 0)
-    elif len(ticks) <= 10:  # a tick at each swept value
-        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    elif len(ticks) <= 10:  # a tick at each swept value, as short as keeps them apart
+        shown = distinct_texts(ticks, digits=3)
+        ax.set_xticks(ticks, [shown[json.dumps(v)] for v in ticks],
+                      rotation=30 if len(ticks) > 5 else 0)
         ax.minorticks_off()
     ax.set_xlabel(by)
     ax.set_ylabel(f"{view(frame['task'].iloc[0]).score} (%), mean over splits")
     ax.grid(alpha=0.3)
-    ax.legend(title="augmenter", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    legend(ax, *ax.get_legend_handles_labels(), "augmenter")
     ax.set_title(_title(frame[frame["role"] == "test"], f"sensitivity to {by}, epoch "
                         f"selection '{select}'", error), fontsize=10)
     return fig

@@ -3,9 +3,10 @@
 Algorithm column, one ``mean +/- err`` column per environment and Avg).
 
 Every format shows the same cells (:func:`dgbench.results.tables.grid`): the best mean of each
-column in bold (markdown and LaTeX) unless turned off, a dagger where the paired difference
-from a baseline is significant, ``(n=k)`` where a cell has fewer runs than its column expects.
-Captions say what every number is: protocol, selection rule, estimator, seeds.
+column in bold (markdown and LaTeX) unless turned off, an up arrow where the paired difference
+from a baseline is significantly better and a down arrow where it is significantly worse,
+``(n=k)`` where a cell has fewer runs than its column expects, and no error bar on a cell of
+one run. Captions say what every number is: protocol, selection rule, estimator, seeds.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from tabulate import tabulate
 
 from dgbench.core.errors import DataError
 from dgbench.results.estimators import ESTIMATORS
+from dgbench.results.labels import count, seeds_text
 from dgbench.results.published import lookup, recipe_differences
 from dgbench.results.selection import RULES
 from dgbench.results.stats import TESTS
-from dgbench.results.tables import Cell, Significance, Table, grid
+from dgbench.results.tables import Cell, Significance, Table, grid, nothing_finished
 
-MARK = "†"
+#: the mark of a cell significantly better / worse than the baseline (LaTeX: superscripts)
+MARKS = {"better": "↑", "worse": "↓"}
+LATEX_MARKS = {"better": "$^\\uparrow$", "worse": "$^\\downarrow$"}
+ONE_RUN = "A cell of one run shows its mean alone: one run has no error bar."
 PUBLISHED_SOURCES = "EFDM, CVPR 2022; MixStyle, ICLR 2021"
 
 
@@ -52,31 +57,38 @@ def render(table: Table, fmt: str = "markdown", compare_paper: bool = False,
 
 
 def caption(table: Table) -> str:
-    """The task's caption, the table's own notes, and what a dagger means where cells are
-    marked."""
-    return " ".join([table.view.caption(table), *caption_notes(table)])
+    """The task's caption (or, with no finished run, what there is instead), the table's
+    own notes, and what the arrows mean where cells are marked."""
+    head = table.view.caption(table) if table.rows else nothing_finished(table)
+    return " ".join([head, *caption_notes(table)])
 
 
 def caption_notes(table: Table) -> list[str]:
     sig = table.significance
-    return [*table.notes, *([significance_note(sig)] if sig is not None else [])]
+    one_run = any(c.value is not None and c.n == 1 for _, cells in grid(table, False)
+                  for c in cells)
+    return [*table.notes, *([ONE_RUN] if one_run else []),
+            *([significance_note(sig)] if sig is not None else [])]
 
 
 def significance_note(sig: Significance) -> str:
-    """What the daggers mean: the test, the threshold, how many pairs, and when no cell can
+    """What the arrows mean: the test, the threshold, how many pairs, and when no cell can
     reach the threshold with so few."""
     def span(ns: list[int]) -> str:
-        return str(ns[0]) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
+        return count(ns[0], "pair") if min(ns) == max(ns) else f"{min(ns)}-{max(ns)} pairs"
 
     per_col = sig.column_pairs or [0]
-    text = (f"† marks a cell whose paired difference from {sig.baseline} has p < {sig.alpha:g} "
-            f"({TESTS[sig.test]}; runs paired by split and seed: {span(per_col)} pairs per column"
+    text = (f"{MARKS['better']} marks a cell significantly better than {sig.baseline}, "
+            f"{MARKS['worse']} one significantly worse: its paired difference from "
+            f"{sig.baseline} has p < {sig.alpha:g} ({TESTS[sig.test]}; runs paired by split "
+            f"and seed: {span(per_col)} per column"
             + (f", {span(sig.pooled_pairs)} pooled for Avg" if sig.pooled_pairs else "")
-            + "; not corrected for multiple comparisons).")
+            + "; the sign of the mean difference says which way; not corrected for multiple "
+            "comparisons).")
     smallest = min(1.0, 2 * 0.5 ** max(per_col))  # both tests, exact, no ties
     if smallest >= sig.alpha:
-        text += (f" With {max(per_col)} pairs no column can reach p < {sig.alpha:g} (the "
-                 f"smallest two-sided p is {smallest:.3g}).")
+        text += (f" With {count(max(per_col), 'pair')} no column can reach p < {sig.alpha:g} "
+                 f"(the smallest two-sided p is {smallest:.3g}).")
     return text
 
 
@@ -97,8 +109,9 @@ def notes(table: Table) -> list[str]:
 
 
 def cell_text(cell: Cell, fmt: str) -> str:
-    """``mean ± err`` (``+/-`` for DomainBed, ``$\\pm$`` in LaTeX; Avg: the mean alone), bold
-    and dagger where due, then ``(n=k)``; X for a cell without runs."""
+    """``mean ± err`` (``+/-`` for DomainBed, ``$\\pm$`` in LaTeX; Avg and a cell of one
+    run: the mean alone), bold and an arrow where due, then ``(n=k)``; X for a cell without
+    runs."""
     if cell.value is None:
         return "X"
     if cell.error is None:
@@ -109,7 +122,7 @@ def cell_text(cell: Cell, fmt: str) -> str:
     if cell.bold:
         text = f"\\textbf{{{text}}}" if fmt == "latex" else f"**{text}**"
     if cell.mark:
-        text += "$^\\dagger$" if fmt == "latex" else MARK
+        text += (LATEX_MARKS if fmt == "latex" else MARKS)[cell.mark]
     return text + (f" ({cell.footnote})" if cell.footnote else "")
 
 
@@ -138,7 +151,8 @@ def _text(table: Table, compare_paper: bool, bold: bool, fmt: str) -> str:
     text = caption(table) + (" Bold: the best mean of its column." if any_bold else "")
     if fmt == "latex":
         return _latex(text, table.headers, rows, compared, lines)
-    parts = [text, "", tabulate(rows, table.headers, tablefmt="pipe", disable_numparse=True)]
+    parts = [text] + (["", tabulate(rows, table.headers, tablefmt="pipe",
+                                    disable_numparse=True)] if rows else [])
     if compared:
         parts += ["", f"Ours beside the published numbers ({PUBLISHED_SOURCES}; published "
                   "cells are mean ± population std over 5 seeds):", "",
@@ -171,11 +185,12 @@ def _latex(text: str, headers: list[str], rows: list[list[str]], compared: list[
 
 TEX = {"\\": "\\textbackslash{}", "%": "\\%", "&": "\\&", "_": "\\_", "#": "\\#", "$": "\\$",
        "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\^{}", "±": "$\\pm$",
-       MARK: "$^\\dagger$", "<": "$<$", ">": "$>$", "−": "-"}
+       "↑": "$\\uparrow$", "↓": "$\\downarrow$", "<": "$<$", ">": "$>$", "−": "-"}
 
 
 def tex(text: str) -> str:
-    """``text`` safe in LaTeX: its special characters escaped, ± as $\\pm$, † as a dagger."""
+    """``text`` safe in LaTeX: its special characters escaped, ± as $\\pm$, the arrows as
+    math arrows."""
     return "".join(TEX.get(ch, ch) for ch in text)
 
 
@@ -186,30 +201,32 @@ def _domainbed(table: Table, compare_paper: bool, bold: bool) -> str:
     rows = [headers] + body(grid(table, bold=False), "domainbed")
     widths = [max(20, max(len(r[i]) for r in rows) + 2) for i in range(len(headers))]
     text = ["".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    seeds = ", ".join(map(str, table.seeds))
     head = (f"-------- Dataset: {table.dataset or '?'} ({table.protocol}), model selection "
             f"method: {RULES[table.select].domainbed}")
     avg = "; Avg: the mean of the columns' means" if table.view.averages else ""
-    tail = [f"cells: mean +/- {ESTIMATORS[table.error].description} over seeds {seeds}{avg}; "
-            "X: a missing cell", *caption_notes(table)]
+    what = ESTIMATORS[table.error].description
+    tail = [f"cells: mean +/- {what} over {seeds_text(table.seeds)}{avg}; X: a missing cell"
+            if table.rows else nothing_finished(table), *caption_notes(table)]
     lines = notes(table)
     return "\n".join([head] + text + [""] + tail + ([""] + lines if lines else [])) + "\n"
 
 
 def _csv(table: Table, compare_paper: bool, bold: bool) -> str:
-    """One line per cell: row, column, mean, spread, n and every value; with p-values
-    against a baseline (``--mark-significant``), also p and whether it is below alpha."""
+    """One line per cell: row, column, mean, spread (empty for one run), n and every value;
+    with p-values against a baseline (``--mark-significant``), also p, whether it is below
+    alpha, and which way (``better`` or ``worse`` than the baseline; empty when not)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     pvalues = table.significance.pvalues if table.significance else {}
     w.writerow(["row", "column", "mean", table.error, "n", "values"]
-               + (["p", "significant"] if pvalues else []))
+               + (["p", "significant", "direction"] if pvalues else []))
 
     def extra(row: str, col: str) -> list[str]:
         if not pvalues:
             return []
         p = pvalues.get((row, col))
-        return ["" if p is None or p != p else f"{p:.4g}", str(table.significant(row, col))]
+        return ["" if p is None or p != p else f"{p:.4g}", str(table.significant(row, col)),
+                table.direction(row, col)]
 
     for row in table.rows:
         for col in table.columns:

@@ -16,6 +16,42 @@ def text(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def count(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and the noun in the number it takes: ``1 run``, ``2 runs``, ``0 runs``."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def seeds_text(seeds: list[int]) -> str:
+    """``seed 1`` or ``seeds 1, 2, 3`` (``no seeds`` for none)."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else (
+        "seeds " + ", ".join(map(str, seeds)) if seeds else "no seeds")
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, float) or (isinstance(value, list)
+                                        and any(isinstance(v, float) for v in value))
+
+
+def _rounded(value: Any, digits: int) -> str:
+    """``value`` as :func:`text` shows it, its floats to ``digits`` significant digits."""
+    if isinstance(value, list):
+        return ",".join(_rounded(v, digits) for v in value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def distinct_texts(values: list[Any], digits: int = 4) -> dict[str, str]:
+    """Short texts of ``values`` (keyed by ``json.dumps`` of each): floats with ``digits``
+    significant digits, or more where fewer would show two different values alike (a
+    sweep's 0.30000000000000004 reads 0.3, and 0.12345 and 0.12346 stay apart)."""
+    keyed = {json.dumps(v, sort_keys=True, default=str): v for v in values}
+    floats = [k for k, v in keyed.items() if _is_float(v)]
+    for d in range(digits, 18):
+        shown = {k: _rounded(keyed[k], d) for k in floats}
+        if len(set(shown.values())) == len(shown):
+            break
+    return {k: shown[k] if k in shown else text(v) for k, v in keyed.items()}
+
+
 def _short(key: str) -> str:
     if key.startswith("aug.args."):
         return key[len("aug.args."):]
@@ -62,11 +98,16 @@ def variant_labels(records: list[dict[str, Any]], with_args: bool = True) -> lis
     def varies(members: list[str], key: str) -> bool:  # among the groups that have the key
         return len({json.dumps(rep[g][key], default=str) for g in members if key in rep[g]}) > 1
 
+    shown = {key: distinct_texts([rep[g][key] for g in groups if key in rep[g]]) for key in keys}
+
+    def value(g: str, key: str) -> str:
+        return shown[key][json.dumps(rep[g][key], sort_keys=True, default=str)]
+
     labels = {}
     for g in groups:
         name = rep[g]["aug.names"][0]
         same_aug = [h for h in groups if rep[h]["aug.names"][0] == name]
-        extra = [f"{_short(key)}={text(rep[g].get(key))}" for key in keys
+        extra = [f"{_short(key)}={value(g, key)}" for key in keys
                  if key != "aug.names" and key in rep[g]
                  and varies(same_aug if key.startswith("aug.args.") else groups, key)]
         labels[g] = f"{name} ({', '.join(extra)})" if extra else name

@@ -9,8 +9,9 @@ MixStyle's ResNet-50 Market-1501 <-> DukeMTMC-reID rows (dgbench has no DukeMTMC
 listed for completeness).
 
 A published row is compared with ours only when our runs used its recipe on every key that
-changes the result (:data:`Published.recipe`, dotted config keys) and its selection rule;
-otherwise the table says which keys differ and prints no difference.
+changes the result (:data:`Published.recipe`, dotted config keys: the whole dataset, no
+``data.subsample``, and the published weights, no local ``model.weights``, among them) and its
+selection rule; otherwise the table says which keys differ and prints no difference.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _pacs(source: str, recipe: dict[str, Any], *values: float, note: str = "") -
     return Published(source, cells, avg, recipe, note=note)
 
 
-_COMMON = {"model.pretrained": True, "model.width": 64, "model.stem": "imagenet",
+#: keys every published recipe leaves unset: the whole dataset, the published weights
+_UNSET = {"data.subsample": None, "model.weights": None}
+_COMMON = {**_UNSET, "model.pretrained": True, "model.width": 64, "model.stem": "imagenet",
            "data.image_size": 224, "train.lr": 0.001, "train.momentum": 0.9,
            "train.weight_decay": 0.0005, "train.schedule": "cosine", "aug.args.alpha": 0.1,
            "aug.args.p": 0.5}
@@ -82,7 +85,7 @@ PUBLISHED: dict[tuple[str, str, str, str, str, str], list[Published]] = {
         _pacs(EFDM, SINGLE, 75.3, 0.9, 77.4, 0.8, 48.0, 0.9, 44.2, 2.4, 61.2)],
 }
 
-REID = {"model.pretrained": True, "data.image_size": 256, "data.batch_size": 32,
+REID = {**_UNSET, "model.pretrained": True, "data.image_size": 256, "data.batch_size": 32,
         "train.epochs": 60, "train.lr": 0.05, "train.backbone_lr_mult": 0.2,
         "train.weight_decay": 1e-5, "train.schedule": "step", "train.step_epochs": [20, 40],
         "train.label_smoothing": 0.1, "aug.args.alpha": 0.1, "aug.args.p": 0.5}
@@ -132,9 +135,14 @@ def recipe_differences(config: dict[str, Any], pub: Published, select: str,
             got = "fixed"
         if got != want and not (isinstance(got, (int, float)) and isinstance(want, (int, float))
                                 and abs(got - want) <= 1e-12 * max(abs(want), 1)):
-            out.append(f"{key}: ours {got!r}, published {want!r}")
+            out.append(f"{key}: ours {_said(got)}, published {_said(want)}")
     if select != pub.select:
         out.append(f"selection: ours {select}, published {pub.select}")
     if pub.splits is not None and splits and set(splits) != set(pub.splits):
         out.append(f"splits: ours {', '.join(sorted(splits))}, published {', '.join(pub.splits)}")
     return out
+
+
+def _said(value: Any) -> str:
+    """A recipe value as a difference names it; None (a key left unset) as ``unset``."""
+    return "unset" if value is None else repr(value)

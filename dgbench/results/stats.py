@@ -215,8 +215,10 @@ def compare(frame: Any, baseline: str = "none", select: str = "last", seed: int 
 def mark_significant(table: Any, baseline: str = "none", test: str = "wilcoxon",
                      alpha: float = 0.05) -> Comparison:
     """Give ``table`` the p-values of every row's cells (and Avg) against ``baseline``
-    (``table.significance``): cells with p < ``alpha`` are marked when rendered, and the
-    caption says by which test, at which threshold, over how many pairs."""
+    (``table.significance``), with the mean paired differences: cells with p < ``alpha``
+    are marked when rendered, better or worse than the baseline by the sign of the
+    difference, and the caption says by which test, at which threshold, over how many
+    pairs."""
     if test not in TESTS:
         raise ConfigError(f"test must be one of {', '.join(TESTS)}; got {test!r}")
     if not 0 < alpha < 1:
@@ -225,7 +227,6 @@ def mark_significant(table: Any, baseline: str = "none", test: str = "wilcoxon",
     table.significance = Significance(
         found.baseline, test, alpha, {(r.variant, r.column): r.p(test) for r in found.results},
         [r.n for r in found.results if r.column != POOLED],
-        [r.n for r in found.results if r.column == POOLED])
+        [r.n for r in found.results if r.column == POOLED],
+        {(r.variant, r.column): r.mean for r in found.results})
     return found
-
-

@@ -5,11 +5,12 @@ task makes of the protocol's splits (held-out target domains under LODO, the sou
 under single-source, mAP / Rank-k per direction for reid) plus Avg where the task averages; a
 cell is the mean over the runs of the epoch a selection rule picks, with an error bar: the
 population standard deviation (ddof=0, as EFDM and Dassl report; the default), the sample
-standard deviation (ddof=1), DomainBed's standard error, or the t-based 95% CI half-width.
-Missing and unfinished runs are listed by name, and a cell with fewer runs than its column
-expects is marked (n=k). :func:`grid` gives every cell as a :class:`Cell` (value, error, n,
-bold, mark, footnote): what every format of :mod:`dgbench.report` renders. Paired tests
-against a baseline are :mod:`dgbench.results.stats`.
+standard deviation (ddof=1), DomainBed's standard error, or the t-based 95% CI half-width; a
+cell of one run has none (one value has no spread). Missing and unfinished runs are listed by
+name, and a cell with fewer runs than its column expects is marked (n=k). :func:`grid` gives
+every cell as a :class:`Cell` (value, error, n, bold, mark, footnote): what every format of
+:mod:`dgbench.report` renders. Paired tests against a baseline are
+:mod:`dgbench.results.stats`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dgbench.core.errors import DataError, one_line
+from dgbench.core import keys as dotted
+from dgbench.core.errors import DataError
 from dgbench.results import estimators, selection
 from dgbench.results.estimators import spread
 from dgbench.results.frame import frame as to_frame
+from dgbench.results.labels import count, distinct_texts
 from dgbench.results.views._base import TaskView, view
+from dgbench.store.states import failure_line
 
 
 @dataclass
@@ -38,6 +42,9 @@ class Significance:
     pvalues: dict[tuple[str, str], float]  # (row, column or "Avg") -> p
     column_pairs: list[int]  # pairs of each (row, column) comparison
     pooled_pairs: list[int]  # pairs of each row's pooled (Avg) comparison
+    #: (row, column or "Avg") -> mean paired difference, row - baseline (percentage points):
+    #: its sign says whether a significant cell is better or worse than the baseline
+    differences: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,10 +71,12 @@ class Table:
     notes: list[str] = field(default_factory=list)  # sentences added to the caption
 
     def stats(self, row: str, col: str) -> tuple[float, float, int] | None:
+        """(mean, error bar, runs) of a cell; the error bar is NaN for a cell of one run."""
         values = self.cells.get((row, col))
         if not values:
             return None
-        return float(np.mean(values)), spread(values, self.error), len(values)
+        err = spread(values, self.error) if len(values) > 1 else float("nan")
+        return float(np.mean(values)), err, len(values)
 
     def significant(self, row: str, col: str) -> bool:
         """Whether the cell's paired difference from the baseline has p below alpha."""
@@ -75,6 +84,15 @@ class Table:
         if sig is None:
             return False
         return bool(sig.pvalues.get((row, col), float("nan")) < sig.alpha)  # NaN: False
+
+    def direction(self, row: str, col: str) -> str:
+        """``better`` or ``worse`` where the cell differs significantly from the baseline
+        (by the sign of the mean paired difference: every metric here is higher-better),
+        else ``""``."""
+        if self.significance is None or not self.significant(row, col):
+            return ""
+        diff = self.significance.differences.get((row, col), float("nan"))
+        return "better" if diff > 0 else "worse" if diff < 0 else ""
 
     def average(self, row: str) -> float | None:
         if not self.view.averages:  # e.g. mAP and Rank-k do not average into one number
@@ -90,22 +108,36 @@ class Table:
         return ["augmenter"] + self.columns + (["Avg"] if self.view.averages else [])
 
     def caption(self) -> str:
-        """What every number is: the task's caption, then the table's own notes."""
-        return " ".join([self.view.caption(self), *self.notes])
+        """What every number is: the task's caption, then the table's own notes (a table
+        with no finished run: what there is instead)."""
+        return " ".join([self.view.caption(self) if self.rows else nothing_finished(self),
+                         *self.notes])
+
+
+def nothing_finished(table: Table) -> str:
+    """The caption of a table without a finished run: unfinished only, failed only, both."""
+    started = count(len(table.unfinished), "run")
+    failed = count(len(table.failed), "failed run")
+    if table.failed and not table.unfinished:
+        return f"Nothing finished, only {failed} (listed below, with why): no table yet."
+    if table.unfinished and not table.failed:
+        return f"Nothing finished yet: {started} started and not finished, no table yet."
+    return f"Nothing finished: {started} started and not finished, {failed}; no table yet."
 
 
 @dataclass(frozen=True)
 class Cell:
     """One cell of a table as every format shows it: ``value`` (the mean, %; None: no runs,
     shown X), ``error`` (its spread; None where none is shown, as Avg), ``n`` (its runs),
-    ``bold`` (the best of its column), ``mark`` (significantly different from the baseline)
-    and ``footnote`` (``n=k`` where the cell has fewer runs than its column expects)."""
+    ``bold`` (the best of its column), ``mark`` (``better`` or ``worse``: significantly
+    different from the baseline, that way; ``""``: not) and ``footnote`` (``n=k`` where the
+    cell has fewer runs than its column expects). A cell of one run has no error."""
 
     value: float | None
     error: float | None = None
     n: int = 0
     bold: bool = False
-    mark: bool = False
+    mark: str = ""
     footnote: str = ""
 
 
@@ -122,12 +154,13 @@ def grid(table: Table, bold: bool = True) -> list[tuple[str, list[Cell]]]:
                 cells.append(Cell(None))
                 continue
             mean, err, n = s
-            cells.append(Cell(mean, err, n, (row, col) in best, table.significant(row, col),
+            cells.append(Cell(mean, err if n > 1 else None, n, (row, col) in best,
+                              table.direction(row, col),
                               f"n={n}" if n < table.expected[col] else ""))
         if table.view.averages:
             avg = table.average(row)
             cells.append(Cell(None) if avg is None else Cell(
-                avg, bold=(row, "Avg") in best, mark=table.significant(row, "Avg")))
+                avg, bold=(row, "Avg") in best, mark=table.direction(row, "Avg")))
         out.append((row, cells))
     return out
 
@@ -174,14 +207,42 @@ def build_table(results: pd.DataFrame | list[dict[str, Any]], select: str = "las
                    | {c["seeds"][0] for c in started})
     titles = dict(zip(df["split"], df["split_title"])) if len(df) else {}
     pending = [titles.get(t, t) for c in started for t in c["protocol"]["targets"] or []]
+    if not protocols:  # nothing finished: what the started runs say, if any started
+        protocols = sorted({str(c["protocol"]["name"]) for c in started})[:1]
     table = _assemble(chosen, seeds, unfinished, pending, protocols[0] if protocols else "?",
                       task, select, error, per_target)
-    table.failed = [f"{f.get('label', f.get('run_id', '?'))}: {one_line(f.get('error', ''))}"
-                    for f in df.attrs.get("failed", [])]
-    table.dataset = ", ".join(sorted({str(d) for d in df["dataset"]})) if len(df) else ""
+    table.failed = [failure_line(f) for f in df.attrs.get("failed", [])]
+    names = set(df["dataset"]) if len(df) else {c["data"]["name"] for c in started}
+    table.dataset = ", ".join(sorted(map(str, names)))
+    table.notes += setting_notes(table.row_configs)
     if select == "oracle" and len(picked):
         table.notes.append(oracle_note(picked))
     return table
+
+
+#: settings that make a run other than the recipe it names, flagged in a table's caption:
+#: key -> how the caption says it (``{who}``: the runs; ``{set}``: key=value(s))
+FLAGGED = {
+    "data.subsample": "{who} trained and tested on a subsample ({set}: at most that many "
+                      "images per domain and split), not the whole dataset.",
+    "model.weights": "{who} started from local-checkpoint weights ({set}).",
+}
+
+
+def setting_notes(row_configs: dict[str, dict[str, Any]]) -> list[str]:
+    """A caption sentence per :data:`FLAGGED` setting that some rows' runs set: which rows
+    (every run, or the rows named) and the values."""
+    out = []
+    for key, sentence in FLAGGED.items():
+        found = {row: dotted.get(cfg, key) for row, cfg in row_configs.items()}
+        set_in = {row: v for row, v in found.items() if v is not None}
+        if not set_in:
+            continue
+        values = ", ".join(sorted(set(distinct_texts(list(set_in.values())).values())))
+        who = "Every run" if len(set_in) == len(found) else (
+            "The runs of " + "; ".join(set_in))
+        out.append(sentence.format(who=who, set=f"{key}={values}"))
+    return out
 
 
 def oracle_note(picked: pd.DataFrame) -> str:

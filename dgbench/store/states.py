@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dgbench.core.errors import DataError, one_line
+from dgbench.core.errors import one_line
 from dgbench.store import claims
-from dgbench.store.layout import CHECKPOINT, CONFIG, ERROR, HISTORY, is_done
+from dgbench.store.layout import CHECKPOINT, CONFIG, ERROR, HISTORY, experiment_folders, is_done
 
 DONE, RUNNING, FAILED, STALE, NOT_STARTED = STATES = (
     "done", "running", "failed", "stale", "not started")
@@ -30,13 +30,28 @@ def run_state(run_dir: Path, now: float | None = None) -> tuple[str, str]:
         return RUNNING, _progress(run_dir, held, now)
     if (run_dir / ERROR).exists():
         try:
-            return FAILED, one_line(json.loads((run_dir / ERROR).read_text())["error"])
-        except (OSError, ValueError, KeyError):
+            error = json.loads((run_dir / ERROR).read_text())
+            return FAILED, without_label(one_line(error["error"]), error.get("label"))
+        except (OSError, ValueError, KeyError, TypeError):
             return FAILED, f"{ERROR} cannot be read"
     if run_dir.exists():
         where = "from its checkpoint" if (run_dir / CHECKPOINT).exists() else "from the start"
         return STALE, f"no live process holds it; the next launch resumes it {where}"
     return NOT_STARTED, ""
+
+
+def without_label(error: str, label: str | None) -> str:
+    """``error`` without the run's label in front: a run's error message often starts with
+    ``"<label>: "``, and every line that shows it names the run already."""
+    prefix = f"{label}: " if label else ""
+    return error[len(prefix):] if prefix and error.startswith(prefix) else error
+
+
+def failure_line(error: dict[str, Any]) -> str:
+    """``"<label>: <why>"`` of a failed run's ``error.json``, the label said once."""
+    label = error.get("label") or error.get("run_id") or "?"
+    why = without_label(one_line(str(error.get("error") or "")), label)
+    return f"{label}: {why}" if why else f"{label}: no reason recorded"
 
 
 def _progress(run_dir: Path, held: dict[str, Any], now: float) -> str:
@@ -56,16 +71,18 @@ def _duration(seconds: float) -> str:
 
 
 def status_lines(results: str | Path, planned: dict[str, list[str]] | None = None) -> list[str]:
-    """Lines of the status of every experiment under ``results`` (``planned``: experiment ->
-    the run ids a sweep or config plans, so that runs not started yet are counted too)."""
+    """Lines of the status of every experiment ``results`` names: a results root or one
+    experiment's folder (:func:`dgbench.store.layout.experiment_folders`); ``planned``:
+    experiment -> the run ids a sweep or config plans, so that runs not started yet are
+    counted too (for an experiment's folder, only its own)."""
     root = Path(results)
-    if not root.is_dir():
-        raise DataError(f"{results} is not a folder; pass a results root such as results/")
-    experiments = {p.parent.parent.name: p.parent.parent for p in root.glob(f"*/*/{CONFIG}")}
+    folders = experiment_folders(root, empty_ok=bool(planned))
+    experiments = {f.name: f for f in folders}
+    if folders == [root]:  # one experiment's folder: its own planned runs only
+        planned = {k: v for k, v in (planned or {}).items() if k == root.name}
+        root = root.parent
     for name in planned or {}:
         experiments.setdefault(name, root / name)
-    if not experiments:
-        raise DataError(f"no runs under {results} (and none planned)")
     now, lines = time.time(), []
     for name, folder in sorted(experiments.items()):
         ids = set((planned or {}).get(name, [])) | {p.name for p in folder.glob("*") if (p / CONFIG).exists()}
@@ -75,7 +92,7 @@ def status_lines(results: str | Path, planned: dict[str, list[str]] | None = Non
         for run_id, (state, detail) in states.items():
             if state in (RUNNING, FAILED, STALE):
                 label = _label(folder / run_id)
-                lines.append(f"  {state:<8} {run_id}  {label}: {detail}")
+                lines.append(f"  {state:<8} {run_id}  {label}: {without_label(detail, label)}")
     return lines
 
 

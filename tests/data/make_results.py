@@ -11,6 +11,9 @@ directions (a multi-split target, then a multi-split source), a failed run and a
 one. ``expected`` records what ``dgbench table`` and ``dgbench compare`` print for each of
 them; it was run once, before the reshaping of issue 21, so that the test holds every later
 change to that output. Rerun it only to move the expected output on purpose, and say why.
+Rerun for issue 22: a failed run's label said once, the subsample flagged in captions,
+LODO's --per-target columns named by their target, the significance legend's arrows (better /
+worse) and the CSV's ``direction`` column; no number moved.
 """
 
 from __future__ import annotations

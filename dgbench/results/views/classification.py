@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dgbench.results.estimators import ESTIMATORS
+from dgbench.results.labels import seeds_text
 from dgbench.results.selection import RULES
 from dgbench.results.views._base import VIEWS, TaskView
 
@@ -54,9 +55,12 @@ class ClassificationView(TaskView):
         return rows
 
     def cells(self, chosen: pd.DataFrame, per_target: bool) -> pd.DataFrame:
-        """One column per split (the run's pooled score), or per source -> target pair."""
+        """One column per split (the run's pooled score), or per test set: a source ->
+        target pair, or the target alone where the split is named by it (LODO)."""
         if per_target:
-            return chosen.assign(column=chosen["split_title"] + "->" + chosen["test_title"],
+            pair = chosen["split_title"] + "->" + chosen["test_title"]
+            named = chosen["split_title"] == chosen["test_title"]
+            return chosen.assign(column=chosen["test_title"].where(named, pair),
                                  order=list(zip(chosen["split_index"], chosen["test_index"])),
                                  value=chosen["acc"])
         runs = chosen.drop_duplicates("run_id")
@@ -69,11 +73,11 @@ class ClassificationView(TaskView):
 
     def caption(self, table: Any) -> str:
         what = COLUMNS.get(table.protocol, "split")
-        if table.per_target:
+        if table.per_target and table.protocol != "lodo":  # LODO: a column is its target
             what = "source -> target pair"
         return (
             f"Test accuracy (%) per {what} ({table.protocol}); each cell is the mean ± "
-            f"{ESTIMATORS[table.error].description} over seeds {', '.join(map(str, table.seeds))} of "
+            f"{ESTIMATORS[table.error].description} over {seeds_text(table.seeds)} of "
             f"{RULES[table.select].description}; (n=k) marks a cell with fewer runs; Avg is the mean "
             "of the per-column means; X is a missing cell."
         )

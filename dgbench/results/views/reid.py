@@ -11,6 +11,7 @@ import pandas as pd
 
 from dgbench.core.errors import ConfigError
 from dgbench.results.estimators import ESTIMATORS
+from dgbench.results.labels import seeds_text
 from dgbench.results.views._base import VIEWS, TaskView
 
 #: the metrics of a table, record key -> column suffix
@@ -71,7 +72,7 @@ class ReIDView(TaskView):
             "Person re-identification (%), source->target: mAP and CMC Rank-1/5/10 of the "
             "final model, cosine distance, torchreid's Market-1501 rules; a multi-split "
             "target's columns are the mean over its splits, and 'split 0' is split 0 alone; "
-            f"each cell is the mean ± {ESTIMATORS[table.error].description} over seeds "
-            f"{', '.join(map(str, table.seeds))} (and over the training splits when the "
+            f"each cell is the mean ± {ESTIMATORS[table.error].description} over "
+            f"{seeds_text(table.seeds)} (and over the training splits when the "
             "source has several); (n=k) marks a cell with fewer runs; X is a missing cell."
         )
