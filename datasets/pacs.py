@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ def download(dest: Path, url: str = DOWNLOAD_URL, sha256: str | None = None,
     if final.exists():
         raise DataError(f"{final} already exists; check it with 'dgbench data pacs --data-root "
                         f"{dest}', or remove it to download again")
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pacs-download-", dir=dest))
     try:
@@ -168,6 +170,8 @@ def download(dest: Path, url: str = DOWNLOAD_URL, sha256: str | None = None,
         built.replace(final)
     finally:
         remove(staging)
+        if made and not final.exists():  # a failed download leaves no empty folder behind
+            shutil.rmtree(dest, ignore_errors=True)
     return {"path": str(final), "archive_sha256": archive_sha, **digests}
 
 

@@ -223,7 +223,7 @@ CASES = [
     yaml("model:\n  last_stride: 3\n", "model.last_stride must be one of 1, 2"),
     yaml("model:\n  pretrained: 1\n", "model.pretrained must be true/false"),
     yaml("data:\n  name: [toy]\n", "data.name must be a string"),
-    yaml("protocol:\n  targets: red\n", "protocol.targets must be a list of strings, got str 'red'"),
+    yaml("protocol:\n  targets: red\n", "protocol.targets must be a list of strings, got text 'red'"),
     yaml("train:\n  momentum: 1.5\n", "train.momentum must be < 1.0"),
     Case("yaml", [*TOY, "--config", "{tmp}/bin.yaml"], "is not a text file",
          write("bin.yaml", b"\x00\xff\xfe\x80 garbage")),
@@ -237,7 +237,7 @@ CASES = [
     Case("overrides", [*TOY, "model.width=0"], "model.width must be >= 1"),
     Case("overrides", [*TOY, "seeds="], "seeds must list at least one value"),
     Case("overrides", [*TOY, "protocol.targets=purple"], "purple not in this protocol's splits"),
-    Case("overrides", [*TOY, "aug.args.foo.bar=1"], "no augmenter in none takes the argument 'foo'"),
+    Case("overrides", [*TOY, "aug.args.foo.bar=1"], "aug.args has a section for 'foo', which is no augmenter"),
     Case("overrides", [*TOY, "train.step_epochs=0"], "train.step_epochs must be >= 1"),
     Case("overrides", [*TOY, "train.label_smoothing=1"], "train.label_smoothing must be < 1.0"),
     Case("overrides", [*TOY, "train.momentum=-0.1"], "train.momentum must be >= 0.0"),
@@ -325,11 +325,12 @@ CASES = [
     Case("cache", VERIFY, "changed since the cache was built",
          cache_damage(edit_manifest(lambda m: m["sha256"].__setitem__(0, "0" * 64)))),
     # -- records and tables ----------------------------------------------------------------------
-    Case("records", ["table", "{tmp}/nowhere"], "is not a folder"),
+    Case("records", ["table", "{tmp}/nowhere"], "is not a results folder: it does not exist"),
     Case("records", ["table", "{tmp}"], "no run records under"),
     Case("records", ["table", "{tmp}/copy"], "no run records under",
          done_copy(every_record(lambda p: p.write_text('{"schema": 2, "run_id"')))),
-    Case("records", ["table", "{tmp}/x.md"], "is not a folder", write("x.md", "text")),
+    Case("records", ["table", "{tmp}/x.md"], "is not a results folder: it is a file",
+         write("x.md", "text")),
     Case("records", ["table", "{done}", "--select", "loo"],
          "--select loo needs the leave-one-domain-out validation runs"),
     Case("records", ["table", "{done}", "--compare-paper", "--format", "csv"],
@@ -361,7 +362,7 @@ CASES = [
     sweep("[1, 2]", "must be a mapping of preset, config"),
     sweep("nope: 1", "unknown sweep key 'nope'"),
     sweep("axes: {seeds: [0", "is not a valid YAML sweep file"),
-    sweep("axes: {train.lr: [fast]}", "train.lr must be a number, got str 'fast'"),
+    sweep("axes: {train.lr: [fast]}", "train.lr must be a number, got text 'fast'"),
     sweep("axes: {train.epochs: [1, 0]}", "train.epochs"),
     sweep("axes: {aug.insert: [[layer9]]}", "insertion point 'layer9' matches no module"),
     sweep("axes: {aug.names: [[efdmix], [nope]]}", "unknown augmenter 'nope'"),
@@ -432,6 +433,98 @@ CASES = [
     Case("flags", ["list", "nope"], "invalid choice: 'nope'"),
     Case("flags", ["list", "presets", "--markdown"], "--markdown is for 'dgbench list augmenters'"),
     Case("flags", ["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+    # -- issue 22: case slips and typos named with the right spelling --------------------------
+    Case("flags", [*TOY, "--aug", "EFDMix"], "Did you mean 'efdmix'? (names are lowercase)"),
+    Case("flags", [*TOY, "--protocol", "LODO"], "Did you mean 'lodo'?"),
+    Case("flags", [*TOY, "--backbone", "ResNet18"], "Did you mean 'resnet18'?"),
+    Case("flags", [*TOY, "--targets", "Red"], "not in this protocol's splits (red, green, blue, "
+         "grey). Did you mean 'red'?"),
+    Case("flags", [*TOY, "--device", "CPU"], "got 'CPU'. Did you mean 'cpu'?"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "alph=0.3"],
+         "takes the argument 'alph'. Did you mean 'alpha'?"),
+    Case("flags", [*TOY, "--aug", "mixstyle", "--aug-args", "mixstyle.Alpha=0.3"],
+         "augmenter mixstyle has no argument 'Alpha'. Did you mean 'alpha'?"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "EFDMix.alpha=0.1"],
+         "aug.args has a section for 'EFDMix', which is no augmenter of aug.names (efdmix). "
+         "Did you mean 'efdmix'?"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "efdmix=0.3"],
+         "efdmix is an augmenter, not an argument"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "=1"], "'=1' does not name an argument"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "efdmix.=1"], "does not name an argument"),
+    Case("flags", ["inspect", "--domains", "Plain,photo"], "Did you mean 'plain'?"),
+    # -- issue 22: what the user typed, not an internal type ----------------------------------
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "stable=maybe"],
+         "aug.args.stable must be true/false, got 'maybe'"),
+    Case("flags", [*TOY, "--aug", "hm", "--aug-args", "bins=abc"], "must be an integer, got 'abc'"),
+    Case("flags", ["inspect", "--aug", "hm:bins=abc"], "aug.args.bins must be an integer, got 'abc'"),
+    # -- issue 22: a value listed twice, empty values -------------------------------------------
+    Case("flags", [*TOY, "--seeds", "1,1"], "seeds lists 1 twice"),
+    Case("flags", [*TOY, "--seeds", "1,2,1"], "seeds lists 1 twice"),
+    Case("flags", [*TOY, "--targets", "red,red"], "protocol.targets lists 'red' twice"),
+    Case("flags", [*TOY, "--aug", "none,efdmix,none"], "aug.names lists 'none' twice"),
+    Case("flags", [*REID, "--splits", "1,1"], "protocol.splits lists 1 twice"),
+    Case("flags", [*TOY, "--targets", ""], "protocol.targets must list at least one value"),
+    Case("flags", [*TOY, "--insert", ""], "aug.insert must list at least one value"),
+    Case("flags", [*TOY, "--weights", ""], "model.weights is empty"),
+    Case("flags", [*TOY, "--data-root", " "], "data.root is empty"),
+    Case("flags", [*TOY, "--config", ""], "--config is empty"),
+    Case("flags", [*TOY, "--preset", ""], "--preset is empty"),
+    Case("flags", ["run", "--dataset", "toy", "--out", ""], "argument --out: is empty"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "mix=crossdomain", "--batch-size", "1"],
+         "data.batch_size must be >= 2; got 1"),
+    Case("flags", ["inspect", "--channels", "0"], "--channels must be at least 1"),
+    Case("overrides", [*TOY, "seeds=2,2"], "seeds lists 2 twice"),
+    Case("overrides", [*TOY, "train.schedule=Cosine"], "got 'Cosine'. Did you mean 'cosine'?"),
+    Case("overrides", [*TOY, "Train.epochs=1"], "Did you mean 'train.epochs'?"),
+    Case("overrides", [*TOY, "data=toy"], "data is a section, not a key"),
+    Case("overrides", [*TOY, "aug.args.=1"], "aug.args. does not name an augmenter argument"),
+    # -- issue 22: every YAML problem names the file --------------------------------------------
+    yaml("- 1\n", "{tmp}/exp.yaml: the config file must be a mapping (key: value lines), got a list"),
+    yaml("trian:\n  lr: 0.1\n", "{tmp}/exp.yaml: unknown config key 'trian'"),
+    yaml("Train:\n  lr: 0.1\n", "{tmp}/exp.yaml: unknown config key 'Train'. Did you mean 'train'?"),
+    yaml("train:\n  lr:\n", "{tmp}/exp.yaml: train.lr must be a number, got null"),
+    yaml("train:\n  lr: {a: 1}\n", "{tmp}/exp.yaml: train.lr must be a number, got a mapping"),
+    yaml("seeds: [1, 1]\n", "{tmp}/exp.yaml: seeds lists 1 twice"),
+    yaml("aug:\n  names: [efdmix, efdmix]\n", "{tmp}/exp.yaml: aug.names lists 'efdmix' twice"),
+    sweep("axes: {seeds: [1, 1]}", "{tmp}/s.yaml: axis 'seeds' lists 1 twice"),
+    sweep("axes: {seeds: [[1, 1]]}", "{tmp}/s.yaml: seeds lists 1 twice"),
+    sweep("base: {train: {lr: 5e-5}}", "{tmp}/s.yaml: train.lr must be a number, got text '5e-5'"),
+    sweep("axes: {Seeds: [1]}", "{tmp}/s.yaml: unknown config key 'Seeds'. Did you mean 'seeds'?"),
+    sweep("config: missing.yaml", "{tmp}/s.yaml: config file missing.yaml not found"),
+    # -- issue 22: results commands take a root or an experiment folder, alike ---------------
+    Case("records", ["status", "{tmp}/nowhere"], "{tmp}/nowhere is not a results folder: it does "
+         "not exist; pass a results root (e.g. results) or one experiment's folder"),
+    Case("records", ["status", "{tmp}"], "no run records under {tmp}"),
+    Case("records", ["compare", "{tmp}/nowhere"], "is not a results folder: it does not exist"),
+    Case("records", ["plot", "{tmp}/nowhere", "-o", "{tmp}/p.png"], "is not a results folder"),
+    Case("records", ["report", "{tmp}/nowhere", "-o", "{tmp}/r.html"], "is not a results folder"),
+    Case("records", ["report", "{tmp}", "-o", "{tmp}/r.html"], "no run records under {tmp}"),
+    Case("records", ["report", "{done}", "--baseline", "Efdmix", "-o", "{tmp}/r.html"],
+         "no variant 'Efdmix' in these results"),
+    Case("records", ["report", "{done}", "--by", "nope", "-o", "{tmp}/r.html"],
+         "--by nope is neither a results column nor a config key"),
+    Case("filesystem", ["synth-reid", "{tmp}/o", "--scale", "0"], "--scale must be an integer >= 1"),
+    Case("filesystem", ["synth-reid", "{tmp}/o", "--seed", "-1"], "--seed must be an integer >= 0"),
+    Case("filesystem", ["synth-reid", ""], "argument dest: is empty"),
+    Case("filesystem", ["download", "pacs", "--dest", ""], "argument --dest: is empty"),
+    Case("filesystem", ["download", "pacs", "--dest", "{tmp}/d", "--url", "file:///nowhere.zip"],
+         "could not download file:///nowhere.zip"),  # and {tmp}/d is not left behind
+    # -- found by the larger corpus (issue 22) --------------------------------------------------
+    yaml("train:\n  lr: 0.1\nseeds: [1]\ntrain:\n  epochs: 2\n",
+         "the key 'train' is given twice (lines 1 and 4); YAML would keep only the last"),
+    yaml("train: {lr: 0.1, lr: 0.2}\n", "the key 'lr' is given twice"),
+    sweep("", "{tmp}/s.yaml is empty"),
+    sweep("config: ''", "{tmp}/s.yaml: config must name a file"),
+    Case("flags", [*TOY, "--wait"], "--wait, --slurm-local and --slurm-partition are for --launcher"),
+    Case("flags", [*TOY, "--slurm-local"], "are for --launcher slurm"),
+    Case("flags", [*TOY, "--threads", "100000"], "--threads 100000 is far more than the"),
+    Case("flags", [*TOY, "model.width=5000"], "model.width must be <= 1024"),
+    Case("flags", [*TOY, "--aug", "efdmix", "--aug-args", "alpha=0.1,alpha=0.2"],
+         "--aug-args gives alpha twice"),
+    Case("flags", ["inspect", "--aug", "hm:bins=8:bins=9"], "gives bins twice"),
+    Case("flags", ["inspect", "--domains", ""], "--domains takes two different domains"),
+    Case("flags", ["inspect", "--plot", "{tmp}/x.txt"], "must end in .png, .pdf or .svg"),
+    Case("flags", ["list", "fidelity", "--markdown"], "--markdown is for 'dgbench list augmenters'"),
 ]
 
 
@@ -464,6 +557,11 @@ def ws(tmp_path_factory) -> Path:
     return root
 
 
+def _files(folder: Path) -> set[str]:
+    """What a case's folder holds, its dataset cache left out (building one is no result)."""
+    return {str(p) for p in folder.rglob("*") if (folder / "cache") not in (p, *p.parents)}
+
+
 def _tree(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in folder.rglob("*")} if folder.exists() else {}
 
@@ -479,7 +577,7 @@ def test_bad_input_is_refused_in_one_line(case, ws, tmp_path, capsys, monkeypatc
     capsys.readouterr()
     names = {"out": tmp_path / "results", "tmp": tmp_path, "sr": ws / "sr", "done": ws / "done"}
     argv = [a.format(**names) for a in case.argv]
-    before = _tree(ws / "done")
+    before, mine = _tree(ws / "done"), _files(tmp_path)
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own exit, in dgbench's format
@@ -491,6 +589,7 @@ def test_bad_input_is_refused_in_one_line(case, ws, tmp_path, capsys, monkeypatc
     assert case.expect.format(**names) in lines[0]
     assert "Traceback" not in err
     assert not (tmp_path / "results").exists()  # nothing written
+    assert _files(tmp_path) <= mine, sorted(_files(tmp_path) - mine)  # nor anywhere else
     assert _tree(ws / "done") == before
 
 

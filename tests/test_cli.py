@@ -335,3 +335,59 @@ def test_print_model_shows_augmenter_arguments():
     model = build_backbone("resnet18", 3, "small", 8)
     insert_augmenters(model, ["layer1"], lambda: AUGMENTERS.get("efdmix")(alpha=0.3), "efdmix")
     assert "(efdmix): EFDMix(p=0.5, alpha=0.3, mix='random', stable=False)" in str(model)
+
+
+COMMANDS = {"status": [], "table": [], "compare": ["--bootstrap", "50"],
+            "report": ["-o", "{tmp}/r.html"], "plot": ["-o", "{tmp}/p.png"]}
+
+
+def test_results_commands_take_a_root_or_an_experiment_folder_alike(results, tmp_path, capsys):
+    """status, table, compare, report and plot read the same folders the same way (one
+    helper, dgbench.store.layout.experiment_folders), and refuse the same things alike."""
+    assert main(toy(results, "--aug", "none,efdmix", "--targets", "red")) == 0
+    assert main(toy(results, "--aug", "none,efdmix", "--targets", "green", "--experiment",
+                    "other")) == 0
+    capsys.readouterr()
+    args = lambda name: [a.format(tmp=tmp_path) for a in COMMANDS[name]]
+    exp = results / "toy-lodo"
+    for name in ("status", "table", "compare"):
+        assert main([name, str(exp), *args(name)]) == 0
+        alone = capsys.readouterr().out
+        assert main([name, str(results), *args(name)]) == 0
+        both = capsys.readouterr().out
+        assert "other" not in alone and "other" in both
+        if name == "status":
+            assert alone == "toy-lodo: 2 done\n" and both == "other: 2 done\n" + alone
+        else:  # one experiment: its text alone; several: each under its name
+            assert both.startswith("other:\n\n") and f"toy-lodo:\n\n{alone}" in both
+    for folder in (exp, results):
+        assert main(["report", str(folder), *args("report")]) == 0
+        assert (tmp_path / "r.html").stat().st_size > 0
+    assert main(["plot", str(exp), *args("plot")]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(results), *args("plot")]) == 2  # one plot, two experiments
+    assert "holds 2 experiments (other, toy-lodo)" in capsys.readouterr().err
+    run_dir = next(p for p in exp.iterdir() if p.is_dir())
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    for path, says in ((tmp_path / "absent", "is not a results folder: it does not exist"),
+                       (tmp_path / "file", "is not a results folder: it is a file"),
+                       (tmp_path / "empty", "no run records under"),
+                       (run_dir, "is one run's folder; pass its experiment's folder")):
+        for name in COMMANDS:
+            assert main([name, str(path), *args(name)]) == 2, name
+            err = capsys.readouterr().err
+            assert err.startswith("dgbench: error: ") and says in err and err.count("\n") == 1
+
+
+def test_duplicates_and_case_slips_on_the_command_line(results, capsys):
+    for extra, says in ((["--seeds", "1,1"], "seeds lists 1 twice"),
+                        (["--targets", "red,red"], "protocol.targets lists 'red' twice"),
+                        (["--aug", "efdmix,efdmix"], "aug.names lists 'efdmix' twice"),
+                        (["--aug", "EFDMix"], "Did you mean 'efdmix'? (names are lowercase)"),
+                        (["--targets", "Red"], "Did you mean 'red'?"),
+                        (["--aug", "efdmix", "--aug-args", "alph=0.3"], "Did you mean 'alpha'?")):
+        assert main(toy(results, *extra)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("dgbench: error: ") and says in err and err.count("\n") == 1
+    assert not results.exists()

@@ -131,7 +131,8 @@ def test_rules_apply_to_yaml_and_to_configs_built_in_python(tmp_path):
 
 
 def test_identity_and_per_run_keys_are_declared_once():
-    assert set(C.NOT_IDENTITY) == {"experiment", "data.root", "protocol.loo_validation"}
+    # the device is resolved where a run trains: not part of its identity (schema: id_as)
+    assert set(C.NOT_IDENTITY) == {"experiment", "data.root", "protocol.loo_validation", "device"}
     assert set(C.PER_RUN) == {"seeds", "protocol.targets"}
 
 
@@ -155,3 +156,103 @@ def test_no_field_claims_a_version_and_dead_tables_are_gone():
     assert [k for k, leaf in schema.FIELDS.items() if "since" in leaf.rules] == []
     marked = [k for k, leaf in schema.FIELDS.items() if leaf.rules.get("id_when_set")]
     assert "train.cpu_amp" in marked and "train.domain_epoch" in marked
+
+
+# -- issue 22: messages in the user's terms, the file named, suggestions, duplicates ---------
+def test_messages_say_what_was_typed_not_an_internal_type():
+    for key, tp in (("train.epochs", int), ("aug.args.alpha", float)):
+        with pytest.raises(ConfigError) as info:
+            C.coerce(key, CliText("abc"), tp, from_text=True)
+        assert str(info.value).endswith("got 'abc'") and "CliText" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"aug\.args\.stable must be true/false, got 'maybe'$"):
+        augmenter_kwargs("efdmix", {"stable": CliText("maybe")}, ["efdmix"])
+    with pytest.raises(ConfigError, match=r"train\.epochs must be an integer, got 'ten'$"):
+        C.user_settings({}, overrides=["train.epochs=ten"])
+    # YAML values keep their kind, in YAML's words
+    assert C.described(None).startswith("null") and C.described({"a": 1}) == "a mapping {'a': 1}"
+    assert C.described("red") == "text 'red'" and C.described(2.5) == "float 2.5"
+    assert C.described(True) == "true"
+
+
+@pytest.mark.parametrize("text", [
+    "train: [1,\n",                 # syntax
+    "- 1\n- 2\n",                   # top-level type
+    "'just text'\n",                # top-level type
+    "trian:\n  lr: 0.1\n",          # unknown section
+    "train:\n  epoch: 3\n",         # unknown key
+    "train:\n  lr: [0.1]\n",        # wrong value type
+    "train:\n",                     # a section without keys
+    "seeds: [1, 1]\n",              # a rule
+    "aug:\n  args: 3\n",
+])
+def test_every_yaml_problem_names_the_file(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        C.read_yaml(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text", [
+    "axes: {seeds: [1\n", "- 1\n", "base: {train.epoch: 1}\n", "base: {train: {lr: 5e-5}}\n",
+    "axes: {Seeds: [1]}\n", "axes: {train.lr: [fast]}\n", "config: missing.yaml\n",
+    "preset: Digits-compare\n", "axes: {seeds: [1, 1]}\n", "base: {seeds: [2, 2]}\n",
+])
+def test_every_sweep_file_problem_names_the_file(tmp_path, text):
+    from dgbench.plan.sweep import read_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_sweep(path)
+    assert str(path) in str(info.value) and f"{path}: {path}" not in str(info.value)
+
+
+@pytest.mark.parametrize("override,hint", [
+    ("train.schedule=Cosine", "Did you mean 'cosine'?"),
+    ("device=CPU", "Did you mean 'cpu'?"),
+    ("Train.epochs=1", "Did you mean 'train.epochs'?"),
+    ("train.epoch=1", "Did you mean 'train.epochs'?"),
+    ("data=digits", "data is a section, not a key: give one of its keys, e.g. data.name="),
+])
+def test_case_slips_and_typos_in_keys_and_choices_are_named(override, hint):
+    with pytest.raises(ConfigError) as info:
+        C.user_settings({}, overrides=[override])
+    assert hint in str(info.value)
+
+
+def test_augmenter_argument_typos_suggest_the_closest_argument():
+    from dgbench.plan.augargs import check_shared_args
+
+    for args, says in (({"alph": 0.3}, "takes the argument 'alph'. Did you mean 'alpha'?"),
+                       ({"Alpha": 0.3}, "Did you mean 'alpha'?"),
+                       ({"EFDMix": {"alpha": 0.1}}, "section for 'EFDMix'"),
+                       ({"efdmix": 0.3}, "efdmix is an augmenter, not an argument")):
+        with pytest.raises(ConfigError, match=says.replace("?", r"\?").replace(".", r"\.")):
+            check_shared_args(args, ["efdmix"])
+    with pytest.raises(ConfigError, match=r"no argument 'alph'\. Did you mean 'alpha'\?"):
+        augmenter_kwargs("efdmix", {"efdmix": {"alph": CliText("0.3")}}, ["efdmix"])
+    for text in ("=1", ".alpha=1", "efdmix.=1", "a.b.c=1"):
+        with pytest.raises(ConfigError, match="does not name an argument"):
+            C.parse_aug_args(text)
+
+
+@pytest.mark.parametrize("key,value,typed", [
+    ("seeds", "1,1", [1, 1]), ("seeds", "1,2,1", [1, 2, 1]),
+    ("aug.names", "efdmix,efdmix", ["efdmix", "efdmix"]),
+    ("protocol.targets", "plain,plain", ["plain", "plain"]), ("protocol.splits", "0,0", [0, 0]),
+])
+def test_a_list_naming_a_value_twice_is_refused(key, value, typed):
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')} lists .* twice"):
+        C.user_settings({}, overrides=[f"{key}={value}"])
+    with pytest.raises(ConfigError, match="twice"):  # a config built in Python, too
+        C.validate(C.build({key: typed}))
+
+
+@pytest.mark.parametrize("override", ["protocol.targets=", "model.weights=", "data.root=",
+                                      "protocol.target= ", "aug.insert="])
+def test_empty_values_are_refused(override):
+    with pytest.raises(ConfigError, match="empty|at least one value"):
+        C.user_settings({}, overrides=[override])
+    for flag in ("--config", "--preset"):
+        with pytest.raises(ConfigError, match=f"{flag} is empty"):
+            C.user_settings({}, **{"config_file" if flag == "--config" else "preset": ""})

@@ -61,6 +61,25 @@ def test_unknown_name_suggests_closest_and_lists_all():
     assert "efdmix, mixstyle, none" in message
 
 
+@pytest.mark.parametrize("registry,typed,meant", [
+    (AUGMENTERS, "EFDMix", "efdmix"), (AUGMENTERS, "NONE", "none"), (AUGMENTERS, "EFDM", "efdm"),
+    (PROTOCOLS, "LODO", "lodo"), (DATASETS, "PACS", "pacs"), (BACKBONES, "ResNet18", "resnet18"),
+])
+def test_a_case_slip_is_named_with_the_right_spelling(registry, typed, meant):
+    with pytest.raises(UnknownNameError) as info:
+        registry.get(typed)
+    assert f"Did you mean {meant!r}? (names are lowercase)" in str(info.value)
+
+
+def test_did_you_mean_ignores_case_and_stays_quiet_when_nothing_is_close():
+    from dgbench.core.errors import did_you_mean
+
+    assert did_you_mean("Photo", ["plain", "photo"]) == " Did you mean 'photo'?"
+    assert did_you_mean("phot", ["plain", "photo"]) == " Did you mean 'photo'?"
+    assert did_you_mean("zzz", ["plain", "photo"]) == ""
+    assert did_you_mean("photo", ["photo"]) == ""  # nothing to correct
+
+
 def test_builtin_registries_hold_the_spine():
     assert {"none", "mixstyle", "efdmix"} <= set(AUGMENTERS.names())
     assert "digits" in DATASETS.names()

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 from dgbench import config as C
-from dgbench.config import preset_names
 from dgbench.core.errors import DGBenchError
+from dgbench.cli.listing import list_lines, preset_descriptions
 from dgbench.core.files import atomic_write_text
 from dgbench.run.history import check_tensorboard
+from dgbench.store.layout import RECORD, experiment_folders
 from dgbench.store.records import scan_folder
 from dgbench.store.states import DONE, FAILED, RUNNING, run_state, status_lines
 
@@ -29,7 +33,8 @@ def launch_options(ns: argparse.Namespace) -> Any:
 
     opts = launch.Options(
         launcher=ns.launcher, jobs=ns.jobs, threads=ns.threads,
-        keep_checkpoints=ns.keep_checkpoints, tensorboard=ns.log == "tensorboard",
+        keep_checkpoints=ns.keep_checkpoints, keep_weights=not ns.drop_weights,
+        tensorboard=ns.log == "tensorboard",
         ray_address=ns.ray_address, wait=ns.wait,
         slurm={"partition": ns.slurm_partition, "time_min": ns.slurm_time,
                "gpus": ns.slurm_gpus, "array_parallelism": ns.slurm_array_parallelism,
@@ -44,13 +49,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
     import torch  # lazy: torch, for this command and the ones below that train or plan
     from dgbench.plan.planner import make_plan, resolve
     from dgbench.run.execute import dry_run, execute, summary
-    from dgbench.run.launch import threads_per_run
+    from dgbench.run.launch import threads_and_source
 
     opts = launch_options(ns)
-    torch.set_num_threads(threads_per_run(opts))  # recorded in each record's environment
+    threads, source = threads_and_source(opts)
+    torch.set_num_threads(threads)  # recorded in each record's environment
     user = C.user_settings(vars(ns), ns.preset, ns.config, ns.aug_args, ns.overrides)
-    plan = make_plan(resolve(user))
-    print(summary(plan), flush=True)
+    plan = make_plan(resolve(user), here=opts.launcher == "local")
+    print(f"{summary(plan)}, {threads} CPU thread(s) per run ({source})", flush=True)
     out = Path(ns.out)
     if ns.dry_run:
         print("\n".join(dry_run(plan, out)))
@@ -58,7 +64,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print(f"writing records under {out / plan.experiment}", flush=True)
     if opts.launcher == "local" and opts.jobs == 1:  # here, with progress bars
         done = execute(plan, out, force=ns.force, progress=not ns.no_progress,
-                       keep_checkpoints=opts.keep_checkpoints, tensorboard=opts.tensorboard)
+                       keep_checkpoints=opts.keep_checkpoints, tensorboard=opts.tensorboard,
+                       keep_weights=opts.keep_weights)
         _report(out, [plan.experiment], done.records)
         if done.elsewhere:
             print(f"{len(done.elsewhere)} run(s) are being trained by other processes; "
@@ -72,18 +79,20 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_sweep(ns: argparse.Namespace) -> int:
     import torch  # lazy: torch
     from dgbench.plan.planner import make_plan, resolve
-    from dgbench.plan.sweep import read_sweep
-    from dgbench.run.launch import threads_per_run
+    from dgbench.plan.sweep import describe, read_sweep, run_values
+    from dgbench.run.launch import threads_and_source
 
     opts = launch_options(ns)
-    torch.set_num_threads(threads_per_run(opts))
+    threads, source = threads_and_source(opts)
+    torch.set_num_threads(threads)
     out, jobs, experiments = Path(ns.out), {}, []
     over = C.user_settings({}, overrides=ns.overrides)
-    for point in read_sweep(ns.file, over).points():  # every point planned (and checked) first
-        plan = make_plan(resolve(point))
+    for point, swept in read_sweep(ns.file, over).labelled_points():  # all planned first
+        plan = make_plan(resolve(point), here=opts.launcher == "local")
         experiments.append(plan.experiment)
-        for run in plan.runs:
-            jobs.setdefault((plan.experiment, run.run_id), (C.to_dict(run.config), run.label()))
+        for run in plan.runs:  # label: the augmenter, seed and split, then the swept values
+            label = " ".join(filter(None, (run.label(), describe(run_values(swept, run.config)))))
+            jobs.setdefault((plan.experiment, run.run_id), (C.to_dict(run.config), label))
     states = {key: run_state(out / key[0] / key[1])[0] for key in jobs}
     counts = {s: sum(v == s for v in states.values()) for s in (DONE, RUNNING)}
     todo = [key for key, state in states.items() if state not in (DONE, RUNNING)]
@@ -91,18 +100,50 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
           f"{counts[DONE]} {DONE} / {counts[RUNNING]} {RUNNING} / {len(todo)} to launch",
           flush=True)
     if ns.dry_run:
+        width = max(len(label) for _, label in jobs.values())
         for (exp, run_id), (_, label) in jobs.items():
-            print(f"  {exp}/{run_id}  {label:<40} {states[(exp, run_id)]}")
+            print(f"  {exp}/{run_id}  {label:<{width}}  {states[(exp, run_id)]}")
         return 0
+    names = {key[1]: (key[0], jobs[key][1]) for key in todo}
     return _launch([(jobs[key][0], key[1]) for key in todo], out, opts,
-                   list(dict.fromkeys(experiments)))
+                   list(dict.fromkeys(experiments)), log=_progress(out, names))
 
 
-def _launch(jobs: list[tuple[dict, str]], out: Path, opts: Any, experiments: list[str]) -> int:
+#: a launcher's line when a run ends: ``[3/8] RUN_ID: STATUS`` (dgbench.run.launch)
+PROGRESS = re.compile(r"^(?P<head>\[\d+/\d+\]) (?P<run_id>\w+): (?P<status>\w+)$")
+
+
+def _progress(out: Path, names: dict[str, tuple[str, str]]) -> Callable[[str], None]:
+    """The launcher's log with each ended run named (``names``: run id -> experiment, label
+    with the swept values) and, when it finished, its score."""
+    def log(line: str) -> None:
+        m = PROGRESS.match(line)
+        if m and m["run_id"] in names:
+            exp, label = names[m["run_id"]]
+            line = f"{m['head']} {exp}/{m['run_id']} {label}: {m['status']}"
+            if m["status"] == DONE:
+                line += f"  {_score(out / exp / m['run_id'])}"
+        print(line, flush=True)
+    return log
+
+
+def _score(run_dir: Path) -> str:
+    """What a finished run scored, as ``dgbench run`` says it; '' where it cannot be read."""
+    from dgbench.tasks._base import get_task  # lazy: torch
+
+    try:
+        record = json.loads((run_dir / RECORD).read_text())
+        return get_task(record["task"]).outcome(record)
+    except (OSError, ValueError, KeyError, TypeError):  # a record another schema wrote
+        return ""
+
+
+def _launch(jobs: list[tuple[dict, str]], out: Path, opts: Any, experiments: list[str],
+            log: Callable[[str], None] = print) -> int:
     """Launch, then the tables of what finished and a summary of what did not."""
     from dgbench.run.launch import SUBMITTED, launch  # lazy: torch
 
-    statuses = launch(jobs, out, opts)
+    statuses = launch(jobs, out, opts, log)
     if any(s["status"] == SUBMITTED for s in statuses):
         return 0
     _report(out, experiments, None)
@@ -143,7 +184,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
         planned = {}
         for point in read_sweep(ns.sweep).points():
-            plan = make_plan(resolve(point))
+            plan = make_plan(resolve(point), here=False)  # the ids only
             planned.setdefault(plan.experiment, []).extend(r.run_id for r in plan.runs)
     print("\n".join(status_lines(ns.results, planned)))
     return 0
@@ -167,30 +208,29 @@ LIST_KINDS: dict[str, Callable[[], dict[str, str]] | None] = {
     "augmenters": _registry("dgbench.augmenters", "AUGMENTERS"),
     "datasets": _registry("dgbench.data.base", "DATASETS"),
     "protocols": _registry("dgbench.data.protocols", "PROTOCOLS"),
-    "backbones": _backbones, "presets": preset_names, "fidelity": None,
+    "backbones": _backbones, "presets": preset_descriptions, "fidelity": None,
 }
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
+    if ns.markdown and ns.kind != "augmenters":
+        raise DGBenchError("--markdown is for 'dgbench list augmenters'")
     if ns.kind == "fidelity":  # docs/fidelity.md
         from dgbench.report.fidelity import markdown  # lazy: torch (it reads the models)
 
         print(markdown(), end="")
         return 0
     if ns.markdown:
-        if ns.kind != "augmenters":
-            raise DGBenchError("--markdown is for 'dgbench list augmenters'")
         from dgbench.report.augmenter_table import augmenter_markdown  # lazy: torch
 
         print(augmenter_markdown(), end="")
         return 0
     chosen = [ns.kind] if ns.kind else [k for k, rows in LIST_KINDS.items() if rows]
+    width = shutil.get_terminal_size().columns
     for i, kind in enumerate(chosen):
         rows = LIST_KINDS[kind]()  # type: ignore[misc]
         print(("\n" if i else "") + f"{kind}:")
-        width = max((len(n) for n in rows), default=0)
-        for name, description in rows.items():
-            print(f"  {name:<{width}}  {description}")
+        print("\n".join(list_lines(rows, width)))
     return 0
 
 
@@ -201,10 +241,13 @@ def cmd_table(ns: argparse.Namespace) -> int:
     from dgbench.results.tables import build_table
 
     error = ns.error or ("se" if ns.format == "domainbed" else "std")  # DomainBed reports SE
-    table = build_table(load(ns.folder), ns.select, error, ns.per_target)
-    if ns.mark_significant:
-        mark_significant(table, ns.baseline, ns.test, ns.alpha)
-    _write(render(table, ns.format, ns.compare_paper, bold=not ns.no_bold), ns.output)
+
+    def one(folder: Path) -> str:
+        table = build_table(load(folder), ns.select, error, ns.per_target)
+        if ns.mark_significant:
+            mark_significant(table, ns.baseline, ns.test, ns.alpha)
+        return render(table, ns.format, ns.compare_paper, bold=not ns.no_bold)
+    _write(_each_experiment(ns.folder, one), ns.output)
     return 0
 
 
@@ -213,10 +256,32 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     from dgbench.results.frame import load
     from dgbench.results.stats import compare
 
-    found = compare(load(ns.results), ns.baseline, ns.select, ns.seed, ns.bootstrap,
-                    per_target=not ns.pooled_only, table_per_target=ns.per_target)
-    _write(render_comparison(found, ns.format), ns.output)
+    def one(folder: Path) -> str:
+        return render_comparison(compare(load(folder), ns.baseline, ns.select, ns.seed,
+                                         ns.bootstrap, per_target=not ns.pooled_only,
+                                         table_per_target=ns.per_target), ns.format)
+    _write(_each_experiment(ns.results, one), ns.output)
     return 0
+
+
+def _each_experiment(path: str, make: Callable[[Path], str]) -> str:
+    """``make(folder)`` of each experiment ``path`` names (a results root or one experiment's
+    folder: :func:`dgbench.store.layout.experiment_folders`), all made before any is shown,
+    each under its name when there are several; one that cannot be made says why in its
+    place, unless none can (then the first error is raised)."""
+    folders = experiment_folders(path)
+    if len(folders) == 1:
+        return make(folders[0])
+    texts, errors = [], []
+    for folder in folders:
+        try:
+            texts.append(make(folder))
+        except DGBenchError as exc:
+            errors.append(exc)
+            texts.append(f"(nothing shown: {exc})\n")
+    if len(errors) == len(folders):
+        raise errors[0]
+    return "\n".join(f"{folder.name}:\n\n{text}" for folder, text in zip(folders, texts))
 
 
 def _write(text: str, output: str | None) -> None:
@@ -279,6 +344,10 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
 
     if ns.plot and importlib.util.find_spec("matplotlib") is None:
         raise DGBenchError("--plot needs matplotlib: pip install 'dgbench[plot]'")
+    if ns.channels < 1:
+        raise DGBenchError(f"--channels must be at least 1; got {ns.channels}")
+    if ns.plot and Path(ns.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise DGBenchError(f"--plot {ns.plot} must end in .png, .pdf or .svg (the format)")
     found = inspector.inspect_features(
         ns.aug, ns.dataset, ns.data_root, ns.domains, ns.content, ns.style, ns.block,
         ns.backbone, ns.image_size, ns.pretrained, ns.weights, ns.seed)
@@ -294,7 +363,12 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     from dgbench.report.plots import plot  # lazy: pandas (matplotlib when drawing)
     from dgbench.results.frame import load
 
-    frame = load(ns.results)
+    folders = experiment_folders(ns.results)
+    if len(folders) > 1:
+        raise DGBenchError(f"{ns.results} holds {len(folders)} experiments "
+                           f"({', '.join(f.name for f in folders)}); a plot draws one: pass "
+                           f"its folder, e.g. {folders[0]}")
+    frame = load(folders[0])
     if frame.empty:
         raise DGBenchError(f"no finished runs under {ns.results}; nothing to plot")
     print(f"wrote {plot(frame, ns.kind, ns.output, by=ns.by, select=ns.select, error=ns.error)}")

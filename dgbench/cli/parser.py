@@ -34,6 +34,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"dgbench: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
+def _folder(text: str) -> str:
+    """A folder given on the command line: not empty (that would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a folder, e.g. results")
+    return text
+
+
 def _help(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help strings with %
 
@@ -53,10 +60,14 @@ def _launch_group(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local: worker processes at once (one GPU each when there are GPUs)")
     g.add_argument("--threads", type=int, metavar="N",
-                   help="torch CPU threads per run (default: the cores given / --jobs); results "
-                   "on a CPU can depend on it, and each record says how many ran it")
+                   help="torch CPU threads per run (default: OMP_NUM_THREADS when it is set, "
+                   "else the cores given / --jobs); results on a CPU can depend on it, and "
+                   "each record says how many ran it")
     g.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each run's last checkpoint when it finishes (default: removed)")
+    g.add_argument("--drop-weights", action="store_true",
+                   help="do not keep each finished run's trained weights (default: kept as "
+                   "model.pt in its folder)")
     g.add_argument("--log", choices=["tensorboard"],
                    help="also write TensorBoard event files (metrics.csv is always written)")
     g.add_argument("--ray-address", metavar="ADDR", help="ray: an existing cluster (default: a "
@@ -89,7 +100,7 @@ def _run(p: argparse.ArgumentParser) -> None:
             default = C.FIELDS[flag.key].default
             p.add_argument(flag.name, metavar=flag.metavar,
                            help=f"{flag.help} ({flag.key}; code default {default!r})")
-    p.add_argument("--out", default="results", metavar="DIR", help="results root")
+    p.add_argument("--out", default="results", type=_folder, metavar="DIR", help="results root")
     p.add_argument("--force", action="store_true", help="redo finished runs")
     p.add_argument("--dry-run", action="store_true", help="check and list the runs, train nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -116,7 +127,7 @@ def _data(p: argparse.ArgumentParser) -> None:
 
 def _download(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="a registered dataset, e.g. pacs")
-    p.add_argument("--dest", metavar="DIR", help="where to put it (default $DGBENCH_DATA, else ./data)")
+    p.add_argument("--dest", type=_folder, metavar="DIR", help="where to put it (default $DGBENCH_DATA, else ./data)")
     p.add_argument("--url", metavar="URL", help="another mirror of the same archive")
     p.add_argument("--sha256", metavar="HEX", help="expected sha256 of the archive itself")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -124,7 +135,7 @@ def _download(p: argparse.ArgumentParser) -> None:
 
 
 def _synth_reid(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dest", help="folder to write Market-1501-v15.09.15/ and underground_reid/ in")
+    p.add_argument("dest", type=_folder, help="folder to write Market-1501-v15.09.15/ and underground_reid/ in")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     p.add_argument("--scale", type=int, default=1, help="multiply the number of identities")
     p.set_defaults(func=cmd.cmd_synth_reid)
@@ -156,7 +167,7 @@ def _inspect(p: argparse.ArgumentParser) -> None:
 def _sweep(p: argparse.ArgumentParser) -> None:
     _launch_group(p)
     p.add_argument("file", help="a sweep YAML file (see dgbench/plan/sweep.py and the README)")
-    p.add_argument("--out", default="results", metavar="DIR", help="results root")
+    p.add_argument("--out", default="results", type=_folder, metavar="DIR", help="results root")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs: done / running / to launch; launch nothing")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

@@ -13,6 +13,7 @@ reads ``lr: 5e-5`` as a *string*, which is refused); command-line text is conver
 from dgbench.config.check import (
     CliText,
     check_rules,
+    described,
     coerce,
     merge_aug_args,
     parse_aug_args,
@@ -39,8 +40,10 @@ from dgbench.config.schema import (
 from dgbench.config.sources import (
     FLAGS,
     Flag,
+    checked_keys,
     flatten_yaml,
     from_dict,
+    in_file,
     keys_help,
     preset_names,
     read_preset,
@@ -51,7 +54,8 @@ from dgbench.config.sources import (
 __all__ = [
     "FIELDS", "FLAGS", "NOT_IDENTITY", "PER_RUN", "AugConfig", "CliText", "Config",
     "DataConfig", "Flag", "Leaf", "ModelConfig", "ProtocolConfig", "Stem", "TrainConfig",
-    "assign", "build", "check_rules", "coerce", "flatten_yaml", "from_dict", "keys_help",
+    "assign", "build", "check_rules", "checked_keys", "coerce", "described", "flatten_yaml",
+    "from_dict", "in_file", "keys_help",
     "merge_aug_args", "parse_aug_args", "preset_names", "read_preset", "read_yaml",
     "set_value", "to_dict", "type_name", "user_settings", "validate",
 ]

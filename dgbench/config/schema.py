@@ -1,16 +1,17 @@
 """The configuration's schema: dataclasses whose fields carry their defaults, help and rules.
 
 Every rule lives beside its field: the type annotation (``Literal[...]`` for enumerations) and
-the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``nonempty``,
-``pattern`` (with ``shape`` for the message), ``identity=False`` for keys that say where
-things are rather than what is computed (not hashed into a run's id), ``per_run=True`` for
-keys that differ between the runs of one comparison row, and ``id_when_set=True`` for keys
-added after runs were first recorded: a run id hashes them only when they differ from their
-default, so adding a key does not rename every existing run. ``id_as=V`` marks the keys
-that say on what a run computes (the device, CUDA's autocast and memory format): they are
-resolved on the machine that trains, so a run id hashes the fixed ``V`` in their place (the
-value every run planned on a CPU host hashed before, so those ids hold) and, for the ones that
-are part of identity, what was asked when it is not the default.
+the field's metadata: ``ge``/``gt``/``lt`` ranges (on each item of a list), ``nonempty`` (no
+empty list or text), ``unique`` (a list naming one value twice is refused), ``pattern`` (with
+``shape`` for the message), ``identity=False`` for keys that say where things are rather than
+what is computed (not hashed into a run's id), ``per_run=True`` for keys that differ between
+the runs of one comparison row, and ``id_when_set=True`` for keys added after runs were first
+recorded: a run id hashes them only when they differ from their default, so adding a key does
+not rename every existing run. ``id_as=V`` marks the keys that say on what a run computes (the
+device, CUDA's autocast and memory format): they are resolved on the machine that trains, so a
+run id hashes the fixed ``V`` in their place (the value every run planned on a CPU host hashed
+before, so those ids hold) and, for the ones that are part of identity, what was asked when it
+is not the default.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ Stem = Literal["imagenet", "nopool", "small"]
 @dataclass
 class DataConfig:
     name: str = _f("digits", help="registered dataset")
-    root: str | None = _f(None, identity=False, help="where the dataset's files are")
+    root: str | None = _f(None, identity=False, nonempty=True,
+                          help="where the dataset's files are")
     image_size: int = _f(224, ge=8, help="input size (reid: the height; the width is half)")
     batch_size: int = _f(64, ge=1, help="total batch; with mix=crossdomain half per domain")
     num_workers: int = _f(0, ge=0, help="data-loader worker processes")
@@ -51,19 +53,21 @@ class ModelConfig:
     backbone: str = _f("resnet18", help="registered backbone, or timm:<name>")
     stem: Stem = _f(
         "imagenet", help="imagenet: 7x7/2 conv + pool; nopool: no pool; small: 3x3/1 conv")
-    width: int = _f(64, ge=1, help="base channel width of a torchvision ResNet (64: standard)")
+    width: int = _f(64, ge=1, le=1024, help="base channel width of a torchvision ResNet (64: "
+                    "standard; wider than 1024 is no ResNet any machine trains)")
     pretrained: bool = _f(False, help="torchvision / timm ImageNet weights (downloads)")
-    weights: str | None = _f(None, help="local checkpoint; its classifier is replaced")
+    weights: str | None = _f(None, nonempty=True,
+                             help="local checkpoint; its classifier is replaced")
     feature_dim: int = _f(512, ge=1, help="reid: width of the fc + BN + ReLU neck")
     last_stride: Literal[1, 2] = _f(1, help="reid: stride of layer4")
 
 
 @dataclass
 class AugConfig:
-    names: list[str] = _f(factory=lambda: ["none"], nonempty=True,
+    names: list[str] = _f(factory=lambda: ["none"], nonempty=True, unique=True,
                           help="augmenters, one run each")
-    insert: list[str] | None = _f(None, help="[after:|before:]NAME or a glob per dotted "
-                                  "segment (layer*.*.conv1); null: the backbone's default")
+    insert: list[str] | None = _f(None, nonempty=True, help="[after:|before:]NAME or a glob "
+                                  "per dotted segment (layer*.*.conv1); null: the backbone's default")
     shared: bool = _f(False, help="one instance at every point (as the official code)")
     args: dict[str, Any] = _f(factory=dict, help="arguments for every augmenter that takes "
                               "them ({alpha: 0.3}) or per augmenter ({mixstyle: {alpha: 0.3}})")
@@ -100,10 +104,13 @@ class TrainConfig:
 @dataclass
 class ProtocolConfig:
     name: str = _f("lodo", help="registered protocol")
-    targets: list[str] | None = _f(None, per_run=True,
-                                   help="only these splits (LODO: held-out domains); null: all")
-    target: str | None = _f(None, help="reid: the dataset tested on (data.name trains)")
-    splits: list[int] | None = _f(None, ge=0, help="reid: splits of a multi-split dataset")
+    targets: list[str] | None = _f(None, per_run=True, nonempty=True, unique=True,
+                                   help="only these splits (LODO: the held-out target domains; "
+                                   "single: the source domains); null: all")
+    target: str | None = _f(None, nonempty=True,
+                            help="reid: the dataset tested on (data.name trains)")
+    splits: list[int] | None = _f(None, ge=0, nonempty=True, unique=True,
+                                  help="reid: splits of a multi-split dataset")
     loo_validation: bool = _f(False, identity=False, id_when_set=True,
                               help="lodo: also one run per target and held-out source, for "
                               "--select loo (leave-one-domain-out validation)")
@@ -115,7 +122,8 @@ class Config:
                                 shape="a folder name: letters, digits, '.', '_', '-' (not "
                                 "only dots)",
                                 help="results folder; null: <dataset>-<protocol>")
-    seeds: list[int] = _f(factory=lambda: [1], nonempty=True, ge=0, le=2**32 - 1, per_run=True)
+    seeds: list[int] = _f(factory=lambda: [1], nonempty=True, unique=True, ge=0, le=2**32 - 1,
+                          per_run=True)
     device: str = _f("auto", identity=False, id_as="cpu", pattern=r"auto|cpu|cuda(:\d+)?",
                      shape="auto, cpu, cuda or cuda:N",
                      help="auto: CUDA where the run trains has it, else the CPU")

@@ -3,29 +3,36 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from dgbench.config.check import merge_aug_args, parse_aug_args, set_value, type_name, unknown_key
+from dgbench.config.check import (
+    described,
+    merge_aug_args,
+    parse_aug_args,
+    set_value,
+    type_name,
+    unknown_key,
+)
 from dgbench.config.schema import FIELDS, Config, build
 from dgbench.core import files
-from dgbench.core.errors import ConfigError
+from dgbench.core.errors import ConfigError, did_you_mean
 
 
 # -- files ----------------------------------------------------------------------------------
 def flatten_yaml(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Nested mapping from YAML -> dotted keys (``aug.args`` stays one mapping)."""
     if not isinstance(tree, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the config file'} must be a mapping")
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config file'} must be a mapping (key: "
+                          f"value lines), got {described(tree)}")
     flat: dict[str, Any] = {}
     for k, v in tree.items():
         key = f"{prefix}{k}"
         section = key not in FIELDS and any(leaf.startswith(key + ".") for leaf in FIELDS)
         if section and not isinstance(v, dict):
-            raise ConfigError(f"{key} must be a mapping of its keys, got {type(v).__name__} {v!r}")
+            raise ConfigError(f"{key} must be a mapping of its keys, got {described(v)}")
         if isinstance(v, dict) and key not in FIELDS:
             if not section:
                 raise unknown_key(key)
@@ -35,12 +42,32 @@ def flatten_yaml(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read and check a YAML config file into dotted keys."""
+def read_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read and check a YAML config file into dotted keys; every error names the file."""
+    tree = files.read_yaml(path, what)  # its own errors name the file
+    return in_file(path, lambda: checked_keys(tree))
+
+
+def checked_keys(tree: Any) -> dict[str, Any]:
+    """A YAML mapping (nested or dotted keys) as checked dotted keys."""
     flat: dict[str, Any] = {}
-    for key, value in flatten_yaml(files.read_yaml(path)).items():
+    for key, value in flatten_yaml(tree).items():
         set_value(flat, key, value, from_text=False)
     return flat
+
+
+T = TypeVar("T")
+
+
+def in_file(path: str | Path, read: Callable[[], T]) -> T:
+    """``read()``, its :class:`ConfigError` prefixed with ``path`` (what file the bad key or
+    value is in) unless the message names that file already."""
+    try:
+        return read()
+    except ConfigError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 #: the presets: YAML files installed with the package (dgbench/config/presets/)
@@ -63,8 +90,7 @@ def read_preset(name: str) -> dict[str, Any]:
     file."""
     names = preset_names()
     if name not in names:
-        close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, names, cutoff=0.5)
         raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(names)}")
     with resources.as_file(PRESETS / f"{name}.yaml") as path:
         return read_yaml(path)
@@ -95,7 +121,8 @@ FLAGS = (
     Flag("--splits", "protocol.splits", "reid: splits of a multi-split dataset (GRID: 0..9; "
          "default all)", "LIST"),
     Flag("--data-root", "data.root", "where the dataset's files are", "DIR"),
-    Flag("--targets", "protocol.targets", "only these splits (LODO: target domains)", "LIST"),
+    Flag("--targets", "protocol.targets", "only these splits, by name: LODO the held-out "
+         "target domains, single the source domain that trains alone", "LIST"),
     Flag("--seeds", "seeds", "seeds, e.g. 1,2,3 (default 1)", "LIST"),
     Flag("--backbone", "model.backbone", "resnet18, resnet50 or timm:NAME", "NAME"),
     Flag("--insert", "aug.insert", "blocks to insert after, e.g. layer1,layer2", "LIST"),
@@ -115,8 +142,12 @@ def user_settings(flags: dict[str, Any], preset: str | None = None, config_file:
                   aug_args: str | None = None, overrides: list[str] = ()) -> dict[str, Any]:
     """The user's checked dotted keys: a preset or a config file, then the flags (``dest`` ->
     value, as parsed), ``--aug-args`` text and ``KEY=VALUE`` overrides, in that order."""
-    if config_file and preset:
+    if config_file is not None and preset is not None:
         raise ConfigError("give --preset or --config, not both (a preset is a config file)")
+    for flag, given in (("--config", config_file), ("--preset", preset)):
+        if given is not None and not given.strip():
+            what = "YAML file" if flag == "--config" else "preset name (dgbench list presets)"
+            raise ConfigError(f"{flag} is empty; give a {what}")
     user = read_preset(preset) if preset else read_yaml(config_file) if config_file else {}
     given: dict[str, Flag] = {}
     for flag in FLAGS:
@@ -154,7 +185,4 @@ def keys_help() -> str:
 
 def from_dict(tree: dict[str, Any]) -> Config:
     """Rebuild a Config from :func:`to_dict` output (e.g. a run record), checking it."""
-    flat: dict[str, Any] = {}
-    for key, value in flatten_yaml(tree).items():
-        set_value(flat, key, value, from_text=False)
-    return build(flat)
+    return build(checked_keys(tree))

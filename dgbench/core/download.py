@@ -74,7 +74,8 @@ def fetch(url: str, target: Path, progress: bool = True) -> Path:
             total = int(response.headers.get("Content-Length") or 0) or None
             bar = None
             if progress:
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=target.name)
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
+                           disable=None)  # none where stderr is no terminal (a log)
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 if bar is not None:

@@ -7,7 +7,9 @@ ordinary exceptions: their traceback is shown under a line that says it is a bug
 
 from __future__ import annotations
 
+import difflib
 import errno
+from typing import Iterable
 
 
 class DGBenchError(Exception):
@@ -60,3 +62,20 @@ def explain_os_error(exc: OSError) -> str:
 def one_line(message: str) -> str:
     """A message folded onto one line (YAML and SciPy errors come in several)."""
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def did_you_mean(name: object, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` for the known name closest to ``name`` ('' when none is close).
+    Case is ignored when comparing, so a case slip (``EFDMix``, ``Photo``) finds its name."""
+    by_lower: dict[str, str] = {}
+    for k in known:
+        by_lower.setdefault(str(k).lower(), str(k))
+    text = str(name).lower()
+    if text in by_lower:
+        match = by_lower[text]
+    else:
+        close = difflib.get_close_matches(text, list(by_lower), n=1, cutoff=cutoff)
+        if not close:
+            return ""
+        match = by_lower[close[0]]
+    return f" Did you mean {match!r}?" if match != name else ""

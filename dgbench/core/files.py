@@ -10,6 +10,7 @@ and a killed writer leaves only a ``.<name>.*.tmp`` file behind (never the targe
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import tempfile
@@ -77,6 +78,25 @@ def read_json(path: Path) -> tuple[Any, str | None]:
         return None, f"not valid JSON, truncated? ({exc.msg} at line {exc.lineno})"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep the
+    last silently: ``train: {lr: 0.1}`` then ``train: {epochs: 3}`` loses the lr). Keys a
+    merge (``<<: *base``) brings in may be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (lines {seen[key]} and {line}); "
+                    "YAML would keep only the last", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path, what: str = "config file") -> Any:
     """The YAML file at ``path`` parsed (an empty file: ``{}``); a ConfigError naming the file
     and, for ``what``, what it was meant to be when it is missing, a folder, not text or not
@@ -87,7 +107,9 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
     if not p.is_file():
         raise ConfigError(f"{what} {path} not found")
     try:
-        return yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+        text = io.StringIO(p.read_bytes().decode("utf-8"))
+        text.name = str(path)  # PyYAML's marks name the file, not "<unicode string>"
+        return yaml.load(text, _UniqueKeyLoader) or {}
     except UnicodeDecodeError:
         raise ConfigError(f"{what} {path} is not a text file (not UTF-8)") from None
     except yaml.YAMLError as exc:

@@ -13,14 +13,13 @@ Each registry lives beside its extension point: ``AUGMENTERS`` in ``dgbench.augm
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
-from dgbench.core.errors import UnknownNameError
+from dgbench.core.errors import UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 
@@ -126,8 +125,9 @@ class Registry:
         if name in self._entries:
             return self._entries[name]
         known = sorted(self._entries)
-        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known, cutoff=0.5)
+        if hint and isinstance(name, str) and name.lower() in known:
+            hint += " (names are lowercase)"
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known)}"
         )

@@ -20,7 +20,7 @@ from tabulate import tabulate
 from torch.utils.data import ConcatDataset, Dataset, Subset
 from tqdm.auto import tqdm
 
-from dgbench.core.errors import DataError
+from dgbench.core.errors import DataError, did_you_mean
 from dgbench.core.registry import Registry
 
 #: every dataset, built-in (the repository's datasets/ folder) or from a plugin (the
@@ -156,7 +156,7 @@ class DomainDataset:
         if domain not in self.domains:
             raise DataError(
                 f"{type(self).__name__} has no domain {domain!r}; its domains are "
-                f"{', '.join(self.domains)}"
+                f"{', '.join(self.domains)}.{did_you_mean(domain, self.domains)}".rstrip(".")
             )
 
 

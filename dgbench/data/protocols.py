@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dgbench.core.errors import ConfigError
+from dgbench.core.errors import ConfigError, did_you_mean
 from dgbench.core.registry import Registry
 from dgbench.data.base import DomainDataset
 
@@ -60,8 +60,9 @@ class Protocol:
         unknown = [n for n in names if n not in by_name]
         if unknown:
             tests = [s.name for s in splits if s.role == "test"]
+            hint = did_you_mean(unknown[0], tests) if len(unknown) == 1 else ""
             raise ConfigError(f"protocol.targets: {', '.join(unknown)} not in this protocol's "
-                              f"splits ({', '.join(tests)})")
+                              f"splits ({', '.join(tests)}).{hint}".rstrip("."))
         out = []  # in the order asked for, each followed by its validation splits
         for name in dict.fromkeys(names):
             out += [by_name[name], *(s for s in splits if s.of == name)]

@@ -147,10 +147,16 @@ def write_grid(root: Path, rng: np.random.Generator, pairs: int = 50, distractor
 def generate(root: str | Path, seed: int = 0, scale: int = 1) -> dict[str, str]:
     """Write both datasets under ``root``; ``scale`` multiplies the number of identities."""
     root = Path(root)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DataError(f"--seed must be an integer >= 0; got {seed!r}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise DataError(f"--scale must be an integer >= 1 (it multiplies the identities); "
+                        f"got {scale!r}")
     for folder in ("Market-1501-v15.09.15", "underground_reid"):
         if (root / folder).exists():
             raise DataError(f"{root / folder} already exists; choose an empty folder")
     rng = np.random.default_rng(seed)
+    made = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synth-reid-", dir=root))
     try:  # written beside, moved into place when complete
@@ -158,6 +164,10 @@ def generate(root: str | Path, seed: int = 0, scale: int = 1) -> dict[str, str]:
         grid = write_grid(staging, rng, 50 * scale, 75 * scale)
         market.replace(root / market.name)
         grid.replace(root / grid.name)
+    except BaseException:
+        if made:  # a failed run leaves no empty folder behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"market1501": str(root / market.name), "grid": str(root / grid.name)}

@@ -10,7 +10,7 @@ from typing import Any
 
 from dgbench import config as C
 from dgbench.augmenters import AUGMENTERS
-from dgbench.core.errors import ConfigError
+from dgbench.core.errors import ConfigError, did_you_mean
 
 
 def _init_params(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
@@ -46,8 +46,8 @@ def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[
         if key not in params:
             if key in args.get(name, {}):  # named for this augmenter explicitly
                 raise ConfigError(
-                    f"augmenter {name} has no argument {key!r}; its arguments: "
-                    f"{', '.join(params) or 'none'}"
+                    f"augmenter {name} has no argument {key!r}.{did_you_mean(key, params)} "
+                    f"Its arguments: {', '.join(params) or 'none'}"
                 )
             continue  # a shared argument that this augmenter does not take
         default = params[key].default
@@ -65,6 +65,8 @@ def augmenter_kwargs(name: str, args: dict[str, Any], names: list[str]) -> dict[
 
 
 def check_shared_args(args: dict[str, Any], names: list[str]) -> None:
+    """Every key of ``aug.args``: a section of a listed augmenter, or an argument that some
+    augmenter takes; a typo is named with the closest spelling."""
     for key, value in args.items():
         if key in names and isinstance(value, dict):
             continue
@@ -73,11 +75,25 @@ def check_shared_args(args: dict[str, Any], names: list[str]) -> None:
                 f"aug.args has a section for {key}, which is not among aug.names "
                 f"({', '.join(names)})"
             )
+        if isinstance(value, dict):
+            raise ConfigError(
+                f"aug.args has a section for {key!r}, which is no augmenter of aug.names "
+                f"({', '.join(names)}).{did_you_mean(key, names, cutoff=0.5)}".rstrip(".")
+            )
+        if key in AUGMENTERS:
+            raise ConfigError(
+                f"{key} is an augmenter, not an argument: give its arguments as "
+                f"{key}.NAME=VALUE (e.g. {key}.p=0.5)"
+            )
         # A shared argument only some registered augmenter takes is fine (a preset's p and
         # alpha with --aug none); one that no augmenter takes at all is a typo.
         takers = [n for n in AUGMENTERS.names() if key in _init_params(AUGMENTERS.get(n))[0]]
         if not takers:
+            own = [a for n in names for a in _init_params(AUGMENTERS.get(n))[0]]
+            every = [a for n in AUGMENTERS.names() for a in _init_params(AUGMENTERS.get(n))[0]]
+            hint = did_you_mean(key, own) or did_you_mean(key, every)
             raise ConfigError(
-                f"no augmenter in {', '.join(names)} takes the argument {key!r}; "
-                "check the spelling, or see 'dgbench list augmenters'"
+                f"no augmenter in {', '.join(names)} takes the argument {key!r}.{hint} Their "
+                f"arguments: {', '.join(dict.fromkeys(own)) or 'none'} (see 'dgbench list "
+                "augmenters')"
             )

@@ -89,6 +89,9 @@ def _sampler(cfg: C.Config, aug: str, kwargs: dict[str, Any]) -> str:
     if crossdomain and sampler != "domain":
         raise ConfigError(f"{aug} with mix=crossdomain needs batches laid out [domain A | "
                           "domain B]: set train.sampler=domain (or auto)")
+    if sampler == "domain" and cfg.data.batch_size < 2:  # half a batch from each domain
+        raise ConfigError(f"the domain sampler ({aug}) fills each batch from two domains: "
+                          f"data.batch_size must be >= 2; got {cfg.data.batch_size}")
     return sampler
 
 
@@ -140,7 +143,13 @@ def make_plan(cfg: C.Config, here: bool = True) -> Plan:
     task = get_task(dataset.task)
     # the network the runs will train, without downloads: insertion points and local
     # weights are checked before anything trains
-    probe = task.build_model(cfg, task.num_outputs(dataset, splits[0]), pretrained=False)
+    try:
+        probe = task.build_model(cfg, task.num_outputs(dataset, splits[0]), pretrained=False)
+    except (MemoryError, RuntimeError) as exc:  # torch says "can't allocate memory"
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise
+        raise ConfigError(f"the network as configured ({cfg.model.backbone}, model.width="
+                          f"{cfg.model.width}) does not fit in this machine's memory") from None
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else default_insert(probe)
     check_insert(probe, insert)
 

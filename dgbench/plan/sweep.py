@@ -230,13 +230,24 @@ def describe(values: dict[str, Any]) -> str:
 
 def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
     """A sweep file, every key and value checked (nothing is planned yet); ``overrides``
-    (checked dotted keys, from the command line) go over its base."""
+    (checked dotted keys, from the command line) go over its base. Every error names the
+    file."""
+    return C.in_file(path, lambda: _read_sweep(path, overrides))
+
+
+def _read_sweep(path: str | Path, overrides: dict[str, Any] | None) -> Sweep:
     tree = read_yaml(path, "sweep file")
     if not isinstance(tree, dict):
         raise ConfigError(f"{path} must be a mapping of {', '.join(TOP)}")
     unknown = [k for k in tree if k not in TOP]
     if unknown:
         raise ConfigError(f"{path}: unknown sweep key {unknown[0]!r}; a sweep has {', '.join(TOP)}")
+    if not tree:
+        raise ConfigError(f"{path} is empty; a sweep has {', '.join(TOP)} (see the README)")
+    for key in ("preset", "config"):
+        if key in tree and (not isinstance(tree[key], str) or not tree[key].strip()):
+            raise ConfigError(f"{path}: {key} must name a {'preset' if key == 'preset' else 'file'}"
+                              f"; got {tree[key]!r}")
     for key in ("base", "axes", "search"):
         if tree.get(key) is not None and not isinstance(tree[key], dict):
             raise ConfigError(f"{path}: {key} must be a mapping (key: value lines); got "
@@ -261,6 +272,9 @@ def read_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
             names[key] = [str(v) for v in values]
             continue
         axes[key] = [_checked(key, v) for v in values]
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:
+            raise ConfigError(f"{path}: axis {key!r} lists {twice!r} twice; give each value once")
     return Sweep(base, axes, _search(path, tree.get("search")), names)
 
 

@@ -25,7 +25,8 @@ import pandas as pd
 
 from dgbench import __version__
 from dgbench import config as C
-from dgbench.core.errors import ConfigError, DataError
+from dgbench.core import keys as dotted
+from dgbench.core.errors import ConfigError, DataError, did_you_mean
 from dgbench.core.files import atomic_write_text
 from dgbench.core.keys import flatten
 from dgbench.report import compare, figures, plots
@@ -279,6 +280,7 @@ def build_report(folder: str | Path, baseline: str = "none", select: str = "last
     if frame.empty:
         raise DataError(f"no finished runs under {folder}; run an experiment first "
                         "(dgbench run ... --out DIR), then point the report at DIR")
+    _refuse_unknown(frame, baseline, by)
     records = found.records
     options = dict(baseline=baseline, select=select, error=error, by=by, test=test, alpha=alpha)
     names = list(dict.fromkeys(frame["experiment"]))
@@ -294,6 +296,20 @@ def build_report(folder: str | Path, baseline: str = "none", select: str = "last
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>dgbench report: {html.escape(folder.name)}</title><style>{CSS}</style>"
             "</head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _refuse_unknown(frame: pd.DataFrame, baseline: str, by: str | None) -> None:
+    """A ``--baseline`` or ``--by`` that names nothing in any run is a typo, refused as
+    ``dgbench table`` and ``dgbench plot`` refuse it; one missing from some experiments only
+    (or the default baseline, none, missing) is a note in the page."""
+    variants = sorted({*map(str, frame["variant"]), *map(str, frame["aug"])})
+    if baseline != "none" and baseline not in variants:
+        raise DataError(f"no variant {baseline!r} in these results to compare with; the "
+                        f"variants are: {'; '.join(variants)}.{did_you_mean(baseline, variants)}"
+                        .rstrip("."))
+    if by and by not in frame.columns and all(
+            dotted.get(cfg, by, dotted.MISSING) is dotted.MISSING for cfg in frame["config"]):
+        raise DataError(f"--by {by} is neither a results column nor a config key of these runs")
 
 
 def _runs_section(frame: pd.DataFrame, caught: list[Any]) -> str:

@@ -54,6 +54,8 @@ def parse_specs(text: str) -> list[Spec]:
             if "=" not in pair:
                 raise ConfigError(f"--aug {item!r}: arguments look like hm:bins=8")
             key, value = pair.split("=", 1)
+            if key in given:
+                raise ConfigError(f"--aug {item!r} gives {key} twice; give it once")
             given[key] = C.CliText(value)
         kwargs = augmenter_kwargs(name, {name: given} if given else {}, [name])
         specs.append(Spec(item, name, kwargs))
@@ -220,7 +222,7 @@ def _sample_images(ds: Any, name: str, domains: str | None,
     if not ds.domains:
         raise ConfigError(f"{name} has no named domains to sample images from: pass --content "
                           "and --style image paths (e.g. two of its image files)")
-    chosen = domains.split(",") if domains else list(ds.domains[:2])
+    chosen = domains.split(",") if domains is not None else list(ds.domains[:2])
     if len(chosen) != 2 or chosen[0] == chosen[1]:
         raise ConfigError("--domains takes two different domains, content first")
     rng = random.Random(seed)

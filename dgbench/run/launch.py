@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing as mp
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,16 +99,26 @@ def check(opts: Options) -> None:
         raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}; got {opts.launcher!r}")
     if opts.jobs < 1 or (opts.threads is not None and opts.threads < 1):
         raise ConfigError("--jobs and --threads must be at least 1")
+    most = max(64, 4 * cores())  # beyond it a thread pool fails to start (libgomp) or crawls
+    if opts.launcher == "local" and opts.threads is not None and opts.threads > most:
+        raise ConfigError(f"--threads {opts.threads} is far more than the {cores()} cores here "
+                          f"(at most {most}); more torch threads than cores slow a run down")
     s = opts.slurm
     if s.get("time_min", 1) < 1 or s.get("gpus", 0) < 0 or s.get("array_parallelism", 1) < 1:
         raise ConfigError("--slurm-time and --slurm-array-parallelism must be at least 1, "
                           "--slurm-gpus at least 0")
     if opts.jobs > 1 and opts.launcher != "local":
         raise ConfigError("--jobs is for --launcher local (Ray and SLURM size their own pools)")
+    if opts.launcher != "slurm" and (opts.wait or s.get("local") or s.get("partition")):
+        raise ConfigError("--wait, --slurm-local and --slurm-partition are for --launcher slurm")
     extra = LAUNCHERS[opts.launcher].needs
     if extra and importlib.util.find_spec(extra) is None:
         raise ConfigError(f"--launcher {opts.launcher} needs {extra}: pip install "
                           f"'dgbench[{opts.launcher}]'")
+    if opts.launcher == "slurm" and not s.get("local") and shutil.which("sbatch") is None:
+        raise ConfigError("--launcher slurm finds no SLURM here (no sbatch on the PATH): launch "
+                          "from a SLURM login node, or add --slurm-local to run the jobs on this "
+                          "machine through submitit")
     if opts.ray_address is not None:
         if opts.launcher != "ray":
             raise ConfigError("--ray-address is for --launcher ray")
@@ -190,7 +201,8 @@ def _local(jobs: list[tuple[dict, str]], out: str, opts: Options,
         return statuses
     gpus = _gpus()
     ctx = mp.get_context("spawn")
-    with ctx.Pool(opts.jobs, initializer=_worker_init, initargs=(gpus,)) as pool:
+    workers = min(opts.jobs, len(jobs))  # a worker without a run would only idle
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(gpus,)) as pool:
         results = [pool.apply_async(run_one, (tree, run_id, out, opts)) for tree, run_id in jobs]
         statuses = []
         for i, r in enumerate(results, 1):

@@ -47,3 +47,40 @@ def check_results_folder(folder: Path) -> None:
             except OSError as exc:
                 raise DataError(f"results folder {folder} cannot be written to ({parent}: "
                                 f"{exc.strerror}); pick another --out or fix its permissions") from None
+
+
+#: what a results command accepts, said in every message about a folder it cannot use
+FOLDERS = ("pass a results root (e.g. results) or one experiment's folder (e.g. "
+           "results/digits-lodo)")
+
+
+def _holds_runs(folder: Path) -> bool:
+    """Does ``folder`` hold run folders (``<run_id>/config.json``)?"""
+    try:
+        return any((p / CONFIG).is_file() for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return False
+
+
+def experiment_folders(path: str | Path, empty_ok: bool = False) -> list[Path]:
+    """The experiment folders ``path`` names, for every results command alike: ``[path]``
+    when it is an experiment's folder (it holds run folders), else its sub-folders that are,
+    sorted (a results root). A missing path, a file, a run's own folder and (unless
+    ``empty_ok``) a folder without any run are a :class:`DataError` saying what to pass."""
+    root = Path(path)
+    if not root.is_dir():
+        why = "it is a file" if root.exists() else "it does not exist"
+        raise DataError(f"{path} is not a results folder: {why}; {FOLDERS}")
+    if (root / CONFIG).is_file():
+        raise DataError(f"{path} is one run's folder; pass its experiment's folder "
+                        f"{root.parent} (or the results root above it)")
+    if _holds_runs(root):
+        return [root]
+    try:
+        found = sorted(p for p in root.iterdir() if p.is_dir() and _holds_runs(p))
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror}); {FOLDERS}") from None
+    if not found and not empty_ok:
+        raise DataError(f"no run records under {path}: no experiment folder in it and no run "
+                        f"folder; {FOLDERS}, where 'dgbench run ... --out DIR' wrote them")
+    return found

@@ -57,7 +57,7 @@ def commands() -> list[list[str]]:
             out.append(["compare", exp, "--format", fmt, "--select", rule, "--bootstrap", "200"])
         out.append(["compare", exp, "--pooled-only", "--per-target", "--bootstrap", "100"])
         out.append(["compare", exp, "--baseline", "mixstyle", "--bootstrap", "50"])
-    out.append(["table", "."])  # the whole root: its protocols differ
+    out.append(["table", "."])  # the whole root: each experiment's table under its name
     return out
 
 
