@@ -188,3 +188,33 @@ def test_the_report_shows_the_cpu_and_its_kernels(tmp_path):
     html = page.read_text()
     assert "cpu_capability" in html and torch.backends.cpu.get_cpu_capability() in html
 
+
+
+# A worker process that dies while it trains (killed from outside, out of memory): torch's
+# first optimizer step in it ends the process, as the kernel's OOM killer would.
+DIE_IN_WORKER = """
+import os
+if os.environ.get("DGBENCH_TEST_DIE") and "--multiprocessing-fork" in " ".join(__import__("sys").argv):
+    import torch
+
+    def _die(*args, **kwargs):
+        os._exit(9)
+
+    torch.optim.SGD.step = _die
+"""
+
+
+def test_a_dead_pool_worker_fails_its_runs_instead_of_hanging(tmp_path, monkeypatch, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(DIE_IN_WORKER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.setenv("DGBENCH_TEST_DIE", "1")
+    plan = make_plan(resolve({**DIGITS, "aug.names": ["none", "efdmix"]}))
+    jobs = [(C.to_dict(r.config), r.run_id) for r in plan.runs]
+    lines: list[str] = []
+    statuses = launch.launch(jobs, tmp_path, launch.Options(jobs=2, threads=1), lines.append)
+    assert [s["run_id"] for s in statuses] == [r for _, r in jobs]  # in the plan's order
+    assert all(s["status"] == "failed" and "worker process" in s["error"] for s in statuses)
+    assert any("a worker process died" in line and "resumes" in line for line in lines)

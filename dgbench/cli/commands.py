@@ -149,9 +149,9 @@ def _launch(jobs: list[tuple[dict, str]], out: Path, opts: Any, experiments: lis
     _report(out, experiments, None)
     failed = [s for s in statuses if s["status"] == FAILED]
     if failed:
-        raise DGBenchError(f"{len(failed)} of {len(statuses)} runs failed (each folder's "
-                           f"error.json says why); the first, {failed[0]['run_id']}: "
-                           f"{failed[0]['error']}")
+        raise DGBenchError(f"{len(failed)} of {len(statuses)} runs failed (a run that raised "
+                           f"says why in its folder's error.json); the first, "
+                           f"{failed[0]['run_id']}: {failed[0]['error']}")
     return 0
 
 

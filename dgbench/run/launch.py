@@ -21,6 +21,8 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -200,15 +202,26 @@ def _local(jobs: list[tuple[dict, str]], out: str, opts: Options,
             statuses.append(status)
         return statuses
     gpus = _gpus()
-    ctx = mp.get_context("spawn")
     workers = min(opts.jobs, len(jobs))  # a worker without a run would only idle
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(gpus,)) as pool:
-        results = [pool.apply_async(run_one, (tree, run_id, out, opts)) for tree, run_id in jobs]
-        statuses = []
-        for i, r in enumerate(results, 1):
-            statuses.append(r.get())
-            log(f"[{i}/{len(jobs)}] {statuses[-1]['run_id']}: {statuses[-1]['status']}")
-        return statuses
+    statuses: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(gpus,)) as pool:
+        futures = {pool.submit(run_one, tree, run_id, out, opts): i
+                   for i, (tree, run_id) in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                statuses[futures[future]] = status = future.result()
+                log(f"[{len(statuses)}/{len(jobs)}] {status['run_id']}: {status['status']}")
+        except BrokenProcessPool:  # a worker died (killed, out of memory): not a hang
+            lost = [run_id for i, (_, run_id) in enumerate(jobs) if i not in statuses]
+            log(f"a worker process died (killed from outside, or out of memory) with "
+                f"{len(lost)} of {len(jobs)} runs unfinished; the same command again resumes "
+                "them from their checkpoints")
+            for i, (_, run_id) in enumerate(jobs):
+                statuses.setdefault(i, {"run_id": run_id, "status": FAILED, "error": (
+                    "not finished: a worker process of the pool died (killed from outside, or "
+                    "out of memory); the same command again resumes it from its checkpoint")})
+    return [statuses[i] for i in range(len(jobs))]
 
 
 def _worker_init(gpus: int) -> None:
