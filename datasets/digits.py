@@ -134,6 +134,7 @@ class Digits(DomainDataset):
         self.labels = torch.from_numpy(arrays["labels"])
         self.domain = torch.from_numpy(arrays["domain"])
         self.split = torch.from_numpy(arrays["split"])
+        self.parts: dict[tuple[str, str], torch.Tensor] = {}  # DomainBed's "in" / "out"
         self._checksum = hashlib.sha256(arrays["images"].tobytes()).hexdigest()[:16]
 
     @staticmethod
@@ -156,12 +157,24 @@ class Digits(DomainDataset):
             mask &= self.split == 0
         elif split == "val":
             mask &= self.split == 1
-        idx = torch.nonzero(mask).flatten()
+        idx = self.parts[(domain, split)] if (domain, split) in self.parts \
+            else torch.nonzero(mask).flatten()
         transform = self._train_transform if train else self._normalise
         return TensorDomainSet(self.images[idx], self.labels[idx], d, transform)
 
+    def domainbed_items(self, domain: str) -> list[int]:
+        """The domain's images in the order of the built arrays (the index order of ``all``)."""
+        self.check_domain(domain)
+        return torch.nonzero(self.domain == self.domains.index(domain)).flatten().tolist()
+
+    def set_parts(self, domain: str, parts: dict[str, list[int]]) -> None:
+        for split, items in parts.items():
+            self.parts[(domain, split)] = torch.tensor(items, dtype=torch.long)
+
     def describe(self) -> dict[str, Any]:
         return {
+            **({"domainbed_holdout": {"trial_seed": self.holdout[0],
+                                      "fraction": self.holdout[1]}} if self.holdout else {}),
             "version": VERSION,
             "cache": str(self.cache_path),
             "images_sha256_16": self._checksum,

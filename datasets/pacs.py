@@ -36,6 +36,7 @@ from dgbench.core.download import extract_zip, fetch, remove, sha256_file, tree_
 from dgbench.core.errors import DataError
 from dgbench.data.base import (DATASETS, IMAGENET_MEAN, IMAGENET_STD, DomainDataset, ImageList,
                                list_files)
+from dgbench.data.domainbed import PARTS, image_folder, image_transforms
 from dgbench.data.imagecache import CachedDomainSet
 
 DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
@@ -266,6 +267,7 @@ class PACS(DomainDataset):
     domains = DOMAINS
     classes = CLASSES
     titles = {"art_painting": "Art", "cartoon": "Cartoon", "photo": "Photo", "sketch": "Sketch"}
+    domainbed_name, domainbed_checkpoint_freq = "PACS", 300  # DomainBed's datasets.PACS
     # the published recipe's settings where dgbench's code defaults are not already them
     # (224 px, batch 64, SGD lr 1e-3, cosine, 50 epochs, ResNet-18 after layer1-3): the
     # ImageNet weights every published PACS result starts from
@@ -301,6 +303,9 @@ class PACS(DomainDataset):
         self.check_domain(domain)
         index = self.domains.index(domain)
         items = [(rel, label, index) for rel, label in self.splits[domain][split]]
+        if split in PARTS:  # DomainBed's parts: its transforms
+            return ImageList(self.layout.images, items,
+                             image_transforms(self.image_size, train, self.mean, self.std))
         return ImageList(self.layout.images, items, transforms(self.image_size, train))
 
     supports_cache = True
@@ -318,6 +323,20 @@ class PACS(DomainDataset):
         for parts in self.splits.values():
             for split, items in parts.items():
                 parts[split] = [it for it in items if it[0] not in files]
+
+    def domainbed_items(self, domain: str) -> list[tuple[str, int]]:
+        """The domain as DomainBed's ``ImageFolder`` reads it: every image file of
+        ``<domain>/<class>/`` (the broken sketch and hidden files included: DomainBed indexes
+        them, so leaving one out would shift every later index)."""
+        self.check_domain(domain)
+        classes, items = image_folder(self.layout.images / domain)
+        if tuple(classes) != CLASSES:
+            raise DataError(f"{self.layout.images / domain} has the class folders "
+                            f"{', '.join(classes)}; PACS has {', '.join(CLASSES)}")
+        return [(f"{domain}/{rel}", label) for rel, label in items]
+
+    def set_parts(self, domain: str, parts: dict[str, list[tuple[str, int]]]) -> None:
+        self.splits[domain].update(parts)
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
         self.check_domain(domain)
@@ -345,8 +364,9 @@ class PACS(DomainDataset):
         return {"images_on_disk": on_disk, "problems": problems}
 
     def describe(self) -> dict[str, Any]:
+        parts = ("train", "val", "all") + (("out", "in") if self.holdout else ())
         listing = "\n".join(
-            f"{d} {s} {rel} {label}" for d in DOMAINS for s in ("train", "val", "all")
+            f"{d} {s} {rel} {label}" for d in DOMAINS for s in parts
             for rel, label in self.splits[d][s]
         )
         return {
@@ -355,6 +375,8 @@ class PACS(DomainDataset):
             "layout": self.layout.name,
             "excluded": list(self.excluded),
             "official_splits": self.layout.splits is not None,
+            **({"domainbed_holdout": {"trial_seed": self.holdout[0],
+                                      "fraction": self.holdout[1]}} if self.holdout else {}),
             **({"skipped_images": dict(self.skipped_images)}
                if getattr(self, "skipped_images", None) else {}),
             "split_sha256_16": hashlib.sha256(listing.encode()).hexdigest()[:16],

@@ -28,7 +28,8 @@ def test_items_read_from_the_code_equal_the_official_value(item):
 
 def test_every_section_of_the_reference_is_covered():
     sections = {i.section for i in ITEMS}
-    assert sections == {"1. Augmenters", "2. PACS", "3. Re-identification", "4. Tables"}
+    assert sections == {"1. Augmenters", "2. PACS", "3. Re-identification", "4. Tables",
+                        "5. DomainBed's protocol"}
     assert {i.status for i in ITEMS} <= {"same", "departure (recorded)",
                                          "departure (documented)", "missing"}
 
@@ -60,6 +61,11 @@ def test_every_recorded_departure_is_in_the_readme_and_in_the_runs_it_affects():
             cfg.data.batch_size, cfg.aug.args = batch, {"mix": "crossdomain"}
             for task in ("classification", "reid"):
                 recorded |= set(D.for_run(cfg, get_task(task), AUGMENTERS.get(aug), cache=True))
+    for recipe in ("domainbed", "domainbed-2020"):  # DomainBed's protocol, step-based
+        cfg = Config()
+        cfg.train.steps, cfg.train.checkpoint_freq, cfg.protocol.recipe = 5001, 300, recipe
+        recorded |= set(D.for_run(cfg, get_task("classification"), AUGMENTERS.get("none"),
+                                  cache=False))
     constants = {v for k, v in vars(D).items() if k.isupper() and isinstance(v, str)}
     assert constants <= recorded  # each can reach a record
     for text in recorded:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from dgbench import config as C
 from dgbench.core.errors import DGBenchError
 from dgbench.cli.listing import list_lines, preset_descriptions
+from dgbench.cli.splits import holdout_args, list_splits
 from dgbench.core.files import atomic_write_text
 from dgbench.run.history import check_tensorboard
 from dgbench.store.layout import RECORD, experiment_folders
@@ -306,7 +307,10 @@ def cmd_data(ns: argparse.Namespace) -> int:
     if ns.image_size is not None:
         C.set_value(user, "data.image_size", ns.image_size, from_text=True)
     cfg = resolve(user).data  # the dataset's own image size unless given
+    holdout = holdout_args(ns) if ns.list_splits else None  # checked before reading data
     dataset = DATASETS.get(name)(ns.data_root, cfg.image_size)
+    if holdout is not None:
+        return list_splits(dataset, name, *holdout)
     if verify:
         print(verify_dataset(dataset, name, cfg.image_size))
         return 0

@@ -122,6 +122,14 @@ def _data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR", help="where the dataset's files are")
     p.add_argument("--image-size", metavar="N",
                    help="verify: the cache of this size (default: the dataset's)")
+    p.add_argument("--list-splits", action="store_true",
+                   help="print DomainBed's split of every domain as CSV: domain,split,path (split "
+                   "'out' (its holdout fraction) or 'in'; the path relative to the folder holding "
+                   "the domain folders), in DomainBed's order: each domain's 'out' part first")
+    p.add_argument("--trial-seed", metavar="S", default="0",
+                   help="--list-splits: DomainBed's trial seed (default 0)")
+    p.add_argument("--holdout-fraction", metavar="F", default="0.2",
+                   help="--list-splits: the share of each domain in 'out' (default 0.2)")
     p.set_defaults(func=cmd.cmd_data)
 
 

@@ -60,6 +60,10 @@ class ModelConfig:
                              help="local checkpoint; its classifier is replaced")
     feature_dim: int = _f(512, ge=1, help="reid: width of the fc + BN + ReLU neck")
     last_stride: Literal[1, 2] = _f(1, help="reid: stride of layer4")
+    dropout: float = _f(0.0, ge=0.0, lt=1.0, id_when_set=True, help="dropout on the pooled "
+                        "features before the classifier (DomainBed's resnet_dropout)")
+    freeze_bn: bool = _f(False, id_when_set=True, help="BatchNorm layers stay in eval mode while "
+                         "training: running statistics fixed (DomainBed 2020's ResNet)")
 
 
 @dataclass
@@ -99,6 +103,14 @@ class TrainConfig:
                        "off only with AVX-512 bf16 / AMX units (6-8x slower on an AVX2 CPU)")
     compile: bool = _f(False, id_when_set=True, help="torch.compile the training forward (minutes "
                        "of compiling first; other rounding, so another run)")
+    optimizer: Literal["sgd", "adam"] = _f(
+        "sgd", id_when_set=True, help="sgd (momentum, nesterov, weight_decay as set) or adam "
+        "(torch's Adam with weight_decay as L2, DomainBed's)")
+    steps: int | None = _f(None, ge=1, id_when_set=True, help="step-based training (protocol "
+                           "domainbed): this many steps, evaluated every checkpoint_freq; null: "
+                           "train.epochs epochs")
+    checkpoint_freq: int | None = _f(None, ge=1, id_when_set=True, help="steps between "
+                                     "evaluations (and checkpoints); null: the dataset's")
 
 
 @dataclass
@@ -112,8 +124,17 @@ class ProtocolConfig:
     splits: list[int] | None = _f(None, ge=0, nonempty=True, unique=True,
                                   help="reid: splits of a multi-split dataset")
     loo_validation: bool = _f(False, identity=False, id_when_set=True,
-                              help="lodo: also one run per target and held-out source, for "
-                              "--select loo (leave-one-domain-out validation)")
+                              help="lodo: also one run per target and held-out source; domainbed: "
+                              "also one run per pair of test domains; for --select loo "
+                              "(leave-one-domain-out validation)")
+    recipe: Literal["domainbed-2020", "domainbed"] = _f(
+        "domainbed", id_when_set=True, help="domainbed: DomainBed's code state: domainbed-2020 "
+        "(commit 7df6f06, its published table) or domainbed (HEAD's defaults)")
+    hparams_seeds: list[int] = _f(factory=lambda: [0], nonempty=True, unique=True, ge=0,
+                                  id_when_set=True, help="domainbed: DomainBed's hparams_seed, one "
+                                  "run each: 0 the defaults, others random draws")
+    holdout_fraction: float = _f(0.2, gt=0.0, lt=1.0, id_when_set=True,
+                                 help="domainbed: each domain's share in its 'out' part")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from dgbench.core.errors import DataError, did_you_mean
 from dgbench.core.registry import Registry
+from dgbench.data.domainbed import HOLDOUT_FRACTION, split_items
 
 #: every dataset, built-in (the repository's datasets/ folder) or from a plugin (the
 #: ``dgbench.datasets`` entry-point group)
@@ -118,6 +119,33 @@ class DomainDataset:
     def drop_files(self, files: set[str]) -> None:
         """Remove the items of these files (relative paths) from every split."""
         raise DataError(f"{type(self).__name__} cannot leave files out")
+
+    # -- DomainBed's protocol: every domain split into "in" and "out" ----------------------
+    #: the (trial seed, holdout fraction) of the "in" / "out" parts, once :meth:`use_holdout` ran
+    holdout: tuple[int, float] | None = None
+    #: DomainBed's name of the dataset (its hyperparameter draws depend on it); None: not one
+    #: of DomainBed's (drawn as for its image datasets)
+    domainbed_name: ClassVar[str | None] = None
+    #: DomainBed's ``CHECKPOINT_FREQ``: steps between evaluations (its default, 100)
+    domainbed_checkpoint_freq: ClassVar[int] = 100
+
+    def domainbed_items(self, domain: str) -> list[Any]:
+        """The domain's items in DomainBed's index order (a file dataset: ``ImageFolder``'s
+        over the domain's folder), in the form :meth:`set_parts` takes them."""
+        raise DataError(f"{type(self).__name__} cannot be split as DomainBed splits its "
+                        "datasets (protocol domainbed)")
+
+    def set_parts(self, domain: str, parts: dict[str, list[Any]]) -> None:
+        """Add named parts (lists of :meth:`domainbed_items` items) to a domain's splits."""
+        raise DataError(f"{type(self).__name__} cannot add parts")
+
+    def use_holdout(self, trial_seed: int, fraction: float = HOLDOUT_FRACTION) -> None:
+        """Give every domain the parts ``in`` and ``out`` of DomainBed's split for
+        ``trial_seed`` (the domain's position in :attr:`domains` is its environment index)."""
+        for index, domain in enumerate(self.domains):
+            self.set_parts(domain, split_items(self.domainbed_items(domain), trial_seed, index,
+                                               fraction))
+        self.holdout = (trial_seed, fraction)
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:
         """Like :meth:`subset`, from the decoded-image cache (training items un-augmented)."""

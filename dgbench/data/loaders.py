@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dgbench.data.base import concat
-from dgbench.data.samplers import DOMAIN_SAMPLERS
+from dgbench.data.samplers import DOMAIN_SAMPLERS, StepSampler
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -38,6 +38,15 @@ def train_loader(parts: Sequence[Dataset], batch_size: int, by_domain: bool, see
         return DataLoader(data, batch_sampler=sampler, generator=gen, **options)
     return DataLoader(data, batch_size=batch_size, shuffle=True,
                       drop_last=len(data) >= batch_size, generator=gen, **options)
+
+
+def step_loader(parts: Sequence[Dataset], batch_size: int, seed: int, at: Sequence[int],
+                **options: Any) -> DataLoader:
+    """DomainBed's batches (:class:`~dgbench.data.samplers.StepSampler`): ``batch_size`` of
+    each part per step, one pass per interval between the evaluation steps ``at``."""
+    gen = torch.Generator().manual_seed(seed)
+    sampler = StepSampler([len(p) for p in parts], batch_size, gen, at)
+    return DataLoader(concat(parts), batch_sampler=sampler, generator=gen, **options)
 
 
 def eval_loader(ds: Dataset, batch_size: int, **options: Any) -> DataLoader:

@@ -37,6 +37,12 @@ class Split:
     #: domain is a source of ``of``, held out: leave-one-domain-out validation)
     role: str = "test"
     of: str | None = None
+    #: DomainBed's protocol: the parts are each domain's "in" / "out" of the run's trial
+    #: (:meth:`DomainDataset.use_holdout`), and ``watch`` lists every part measured at each
+    #: evaluation (every domain's "in" and "out"); ``test_envs`` the tested domains' indices
+    holdout: bool = False
+    watch: tuple[tuple[str, str], ...] = ()
+    test_envs: tuple[int, ...] = ()
 
 
 class Protocol:
@@ -49,6 +55,11 @@ class Protocol:
 
     def splits(self, dataset: DomainDataset, **kwargs: Any) -> list[Split]:
         raise NotImplementedError
+
+    def defaults(self, dataset: type[DomainDataset], user: dict[str, Any]) -> dict[str, Any]:
+        """Settings the protocol recommends (dotted keys) for ``dataset``, over the dataset's
+        own and under the user's (``user``: what was asked)."""
+        return {}
 
     def select(self, dataset: DomainDataset, names: list[str] | None, **kwargs: Any) -> list[Split]:
         """The splits named in ``protocol.targets`` (all of them when None), in order, each
@@ -160,3 +171,51 @@ class CrossDatasetReID(Protocol):
                     for k in chosen]
         tests = {(f"{tgt}#{k}" if tgt_n > 1 else tgt): (tgt, str(k)) for k in chosen}
         return [Split(name=direction, sources=(src,), train=((src, "0"),), val=(), test=tests)]
+
+
+@PROTOCOLS.register("domainbed")
+class DomainBed(Protocol):
+    """DomainBed's protocol (Gulrajani & Lopez-Paz, ICLR 2021): each domain split into "in"
+    and "out" (``protocol.holdout_fraction`` held out, by trial); train on the other domains'
+    "in" parts for ``train.steps`` steps, one batch per source domain; at each evaluation
+    measure every domain's "in" and "out"; the test domain's "in" is its score.
+
+    With ``loo_validation``, one more run per pair of test domains (DomainBed's sweep runs
+    every pair), for its leave-one-domain-out selection.
+    """
+
+    def defaults(self, dataset: type[DomainDataset], user: dict[str, Any]) -> dict[str, Any]:
+        """DomainBed's whole sweep (3 trials x 20 hyperparameter draws), and for its own
+        datasets its network: the recipe's ImageNet ResNet-50 at 224 px (``model.backbone
+        resnet18`` is honoured, as DomainBed 2020's ``resnet18`` hparam; HEAD loads its
+        ResNet-50 even then, see docs/fidelity.md)."""
+        out: dict[str, Any] = {"seeds": [0, 1, 2], "protocol.hparams_seeds": list(range(20))}
+        if dataset.domainbed_name:
+            head = user.get("protocol.recipe", "domainbed") == "domainbed"
+            out.update({"data.image_size": 224, "model.pretrained": True,
+                        "model.stem": "imagenet",
+                        "model.backbone": "timm:resnet50.ram_in1k" if head else "resnet50"})
+        return out
+
+    def splits(self, dataset: DomainDataset, loo_validation: bool = False,
+               **kwargs: Any) -> list[Split]:
+        domains = tuple(dataset.domains)
+        if len(domains) < 2 or (loo_validation and len(domains) < 3):
+            raise ConfigError(f"protocol domainbed needs a dataset with at least "
+                              f"{3 if loo_validation else 2} domains"
+                              f"{' for loo_validation' if loo_validation else ''}")
+        watch = tuple((d, part) for d in domains for part in ("in", "out"))
+
+        def tested(*envs: int, **extra: Any) -> Split:
+            sources = tuple(d for i, d in enumerate(domains) if i not in envs)
+            return Split(name="+".join(domains[i] for i in envs), sources=sources,
+                         train=tuple((d, "in") for d in sources),
+                         val=tuple((d, "out") for d in sources),
+                         test={domains[i]: (domains[i], "in") for i in envs},
+                         holdout=True, watch=watch, test_envs=envs, **extra)
+
+        out = [tested(i) for i in range(len(domains))]
+        if loo_validation:  # DomainBed's all_test_env_combinations: every pair, i < j
+            out += [tested(i, j, role="validation")
+                    for i in range(len(domains)) for j in range(i + 1, len(domains))]
+        return out

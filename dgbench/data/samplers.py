@@ -135,3 +135,46 @@ class DasslDomainSampler(_PairSampler):
 
 
 DOMAIN_SAMPLERS = {"fixed": DomainPairSampler, "dassl": DasslDomainSampler}
+
+
+def evaluation_steps(steps: int, every: int, last: bool) -> list[int]:
+    """The (0-based) steps after which DomainBed's ``train.py`` evaluates: every ``every``-th
+    (step 0 first), and (``last``: HEAD's ``step == n_steps - 1``) the last one."""
+    at = list(range(0, steps, every))
+    if last and at[-1] != steps - 1:
+        at.append(steps - 1)
+    return at
+
+
+class StepSampler(Sampler[list[int]]):
+    """DomainBed's training batches: at every step ``batch_size`` items of each source domain,
+    drawn uniformly with replacement (its ``InfiniteDataLoader`` over
+    ``RandomSampler(replacement=True)``), concatenated in the sources' order. One pass of
+    this sampler is one interval between evaluations: round ``k`` (:meth:`set_round`) trains
+    the steps up to the k-th evaluation step of ``at``."""
+
+    def __init__(self, domain_sizes: Sequence[int], batch_size: int, generator: torch.Generator,
+                 at: Sequence[int]):
+        if min(domain_sizes) < 1:
+            raise DataError("every training domain needs at least one image")
+        self.offsets = np.cumsum([0, *domain_sizes])[:-1].tolist()
+        self.sizes, self.batch_size, self.generator = list(domain_sizes), batch_size, generator
+        self.lengths = [at[0] + 1, *(b - a for a, b in zip(at, at[1:]))]
+        self.round = 0
+
+    def set_round(self, k: int) -> None:
+        self.round = k
+
+    def __len__(self) -> int:
+        return self.lengths[self.round]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(len(self)):
+            yield [int(off) + int(i) for off, n in zip(self.offsets, self.sizes)
+                   for i in torch.randint(n, (self.batch_size,), generator=self.generator)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"round": self.round}  # the draws are the loader's generator's
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.round = state["round"]

@@ -214,3 +214,40 @@ def _load_state(model: nn.Module, obj: Any, path: str, skip_stem: bool = False) 
             f"{path} does not match the model: missing {missing[:5]}, unexpected "
             f"{unexpected[:5]}; is it a checkpoint of the same backbone?"
         )
+
+
+class DropoutLinear(nn.Linear):
+    """A classifier that drops its input features first (DomainBed's ``resnet_dropout``,
+    applied to the featurizer's output); its parameters keep a plain Linear's names."""
+
+    def __init__(self, linear: nn.Linear, p: float) -> None:
+        super().__init__(linear.in_features, linear.out_features, linear.bias is not None)
+        self.load_state_dict(linear.state_dict())
+        self.dropout = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.dropout(x))
+
+
+def add_dropout(model: nn.Module, p: float) -> None:
+    """Dropout ``p`` on the features entering the classifier (``model.head_name``, ``fc`` by
+    default); nothing where ``p`` is 0."""
+    if not p:
+        return
+    head = getattr(model, "head_name", "fc")
+    linear = getattr(model, head, None)
+    if not isinstance(linear, nn.Linear):
+        raise ConfigError(f"model.dropout needs a linear classifier ({head}); this network has "
+                          f"{type(linear).__name__}")
+    setattr(model, head, DropoutLinear(linear, p))
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    """Training mode; with ``freeze_bn`` every BatchNorm layer stays in eval mode (running
+    statistics used and not updated; its affine parameters still train), as DomainBed's
+    ResNet.train() does."""
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()

@@ -26,6 +26,7 @@ from dgbench.data.protocols import PROTOCOLS, Protocol, Split
 from dgbench.models.backbones import check_backbone
 from dgbench.models.insertion import check_insert, default_insert
 from dgbench.plan.augargs import augmenter_kwargs, check_shared_args
+from dgbench.plan.domainbed import run_settings
 from dgbench.plan.runs import Run, run_id
 from dgbench.tasks._base import Task, get_task
 
@@ -43,10 +44,13 @@ class Plan:
 
 
 def resolve(user: dict[str, Any]) -> C.Config:
-    """Defaults, then the dataset's recommended settings, then the user's checked keys."""
+    """Defaults, then the dataset's recommended settings, the protocol's for it, then the
+    user's checked keys."""
     name = user.get("data.name", C.DataConfig.name)
+    protocol = PROTOCOLS.get(user.get("protocol.name", C.ProtocolConfig.name))()
     flat: dict[str, Any] = {}
-    for key, value in DATASETS.get(name).defaults.items():
+    for key, value in {**DATASETS.get(name).defaults,
+                       **protocol.defaults(DATASETS.get(name), user)}.items():
         C.set_value(flat, key, value, from_text=False)
     flat.update(user)
     return C.build(flat)
@@ -116,6 +120,15 @@ def _check_speed_settings(cfg: C.Config, device: str) -> None:
                       "--what amp)")
 
 
+def _settings(cfg: C.Config, dataset: DomainDataset, split: Split, seed: int, aug: str,
+              kwargs: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], int | None]]:
+    """The runs of one (augmenter, split, seed): (config keys fixed, augmenter arguments, a
+    derived training seed); one run unless the split is DomainBed's (one per hparams seed)."""
+    if split.holdout:
+        return run_settings(cfg, dataset, split, seed, aug, kwargs)
+    return [({}, kwargs, None)]
+
+
 def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
     out = copy.copy(cfg)
     out.train = train
@@ -168,16 +181,20 @@ def make_plan(cfg: C.Config, here: bool = True) -> Plan:
         for split in splits:
             if sampler == "domain":
                 task.check_domains(name, dataset, split)
-            task.check_data(_with_train(cfg, sized), split, dataset, target)
+            if not split.holdout:
+                task.check_data(_with_train(cfg, sized), split, dataset, target)
             for seed in cfg.seeds:
-                run_cfg = copy.deepcopy(cfg)
-                run_cfg.experiment, run_cfg.seeds = experiment, [seed]
-                run_cfg.aug.names, run_cfg.aug.args = [name], dict(kwargs[name])
-                run_cfg.aug.insert, run_cfg.train.sampler = insert, sampler
-                run_cfg.protocol.targets = [split.name]
-                for key, value in split.fixes.items():
-                    C.assign(run_cfg, key, value)
-                if not dataset.supports_cache:  # record what really happens
-                    run_cfg.data.cache = False
-                runs.append(Run(run_cfg, split, run_id(run_cfg, data_version)))
+                for fixes, args, derived in _settings(cfg, dataset, split, seed, name, kwargs[name]):
+                    run_cfg = copy.deepcopy(cfg)
+                    run_cfg.experiment, run_cfg.seeds = experiment, [seed]
+                    run_cfg.aug.names, run_cfg.aug.args = [name], dict(args)
+                    run_cfg.aug.insert, run_cfg.train.sampler = insert, sampler
+                    run_cfg.protocol.targets = [split.name]
+                    for key, value in {**split.fixes, **fixes}.items():
+                        C.assign(run_cfg, key, value)
+                    if not dataset.supports_cache:  # record what really happens
+                        run_cfg.data.cache = False
+                    if split.holdout:  # the trial's parts and the drawn batch
+                        task.check_data(run_cfg, split, dataset, target)
+                    runs.append(Run(run_cfg, split, run_id(run_cfg, data_version), derived))
     return Plan(experiment, cfg, dataset, protocol, task, runs, target, device)

@@ -22,6 +22,9 @@ class Run:
     config: C.Config
     split: Split
     run_id: str
+    #: the seed its training is seeded with, where a protocol derives it from more than the
+    #: run's seed (DomainBed's: from the dataset, test domains, hparams seed and trial)
+    derived_seed: int | None = None
 
     @property
     def aug(self) -> str:
@@ -31,7 +34,15 @@ class Run:
     def seed(self) -> int:
         return self.config.seeds[0]
 
+    @property
+    def train_seed(self) -> int:
+        """What seeds the run's training: its seed, or the protocol's derived one."""
+        return self.seed if self.derived_seed is None else self.derived_seed
+
     def label(self) -> str:
+        if self.split.holdout:  # DomainBed's protocol: the seed is its trial
+            return (f"{self.aug} trial={self.seed} hparams={self.config.protocol.hparams_seeds[0]}"
+                    f" {self.split.name}")
         return f"{self.aug} seed={self.seed} {self.split.name}"
 
 

@@ -19,9 +19,12 @@ from tabulate import tabulate
 from dgbench.augmenters import AUGMENTERS
 from dgbench.config import read_preset
 from dgbench.core import keys
-from dgbench.datasets.pacs import EXCLUDED
+from dgbench.data.domainbed import holdout_keys
+from dgbench.data.samplers import evaluation_steps
+from dgbench.datasets.pacs import EXCLUDED, PACS
 from dgbench.models.insertion import resolve_points
 from dgbench.models.osnet import OSNet
+from dgbench.plan.domainbed import RECIPES, STEPS, erm_hparams
 from dgbench.plan.planner import resolve
 from dgbench.tasks.evaluate import ORACLE_FRACTION
 
@@ -65,6 +68,15 @@ def _oracle_fraction() -> float:
     return ORACLE_FRACTION
 
 
+def _domainbed_split() -> tuple:
+    return 13, 0, 1, holdout_keys(13, 0, 1)[0]
+
+
+def _preset_db(recipe: str) -> str:
+    return resolve({"data.name": "pacs", "protocol.name": "domainbed",
+                    "protocol.recipe": recipe}).model.backbone
+
+
 def _preset(name: str, key: str) -> Any:
     return keys.get(resolve(read_preset(name)), key)
 
@@ -92,6 +104,8 @@ def _reid(key: str) -> Callable[[], Any]:
 
 
 A, P, R, T = ("1. Augmenters", "2. PACS", "3. Re-identification", "4. Tables")
+D = "5. DomainBed's protocol"
+DB, DB20 = "DomainBed HEAD b93c22a", "DomainBed 7df6f06"
 MS, EF, DA = "MixStyle code, Dassl ops/mixstyle.py", "EFDM code, Dassl ops/efdmix.py", "Dassl"
 ITEMS = [
     Item(A, "gate probability p (MixStyle, EFDMix)", "0.5, one draw per call (" + MS + ")",
@@ -261,7 +275,49 @@ ITEMS = [
          "DomainBed: holdout_fraction 0.2, split by trial seed; the final checkpoint of the "
          "hyperparameters best on it, reported on the other 80%", _oracle_fraction, 0.2,
          shows="tasks.evaluate.ORACLE_FRACTION={0}"),
+    Item(D, "split of each domain", f"ImageFolder order; misc.split_dataset(env, int(len(env) * "
+         f"0.2), seed_hash(trial_seed, env_i)), 'out' first ({DB}, {DB20}; tests/"
+         "test_domainbed.py runs their code)", _domainbed_split, (13, 0, 1, [0, 7]),
+         shows="holdout_keys(n={0}, trial_seed={1}, env={2}) 'out' = {3}"),
+    Item(D, "holdout fraction", "--holdout_fraction 0.2 (" + DB + ")",
+         lambda: resolve({"protocol.name": "domainbed"}).protocol.holdout_fraction, 0.2,
+         shows="protocol.holdout_fraction={0}"),
+    Item(D, "ERM hyperparameter draws", "hparams_seed 0: lr 5e-5, batch 32 per domain, weight "
+         "decay 0, dropout 0; else drawn from seed_hash(hparams_seed, trial_seed): 2020 one "
+         "RandomState in order, HEAD one per name (" + DB20 + ", " + DB + ")",
+         lambda: erm_hparams("domainbed", "PACS", 0, 0),
+         {"resnet_dropout": 0.0, "lr": 5e-05, "batch_size": 32, "weight_decay": 0.0},
+         shows="plan.domainbed.erm_hparams (hparams_seed 0): {0}"),
+    Item(D, "steps, evaluation every", "5001 steps; CHECKPOINT_FREQ 300 (PACS, VLCS, "
+         "OfficeHome, TerraIncognita), 1000 (DomainNet), 100 otherwise (" + DB + ")",
+         lambda: (STEPS, PACS.domainbed_checkpoint_freq), (5001, 300),
+         shows="plan.domainbed.STEPS={0}, pacs checkpoint_freq={1}"),
+    Item(D, "when it evaluates", "step % checkpoint_freq == 0 (" + DB20 + "); also the last "
+         "step (" + DB + ")",
+         lambda: (evaluation_steps(8, 3, False), evaluation_steps(8, 3, True)),
+         ([0, 3, 6], [0, 3, 6, 7]),
+         shows="evaluation_steps(8 steps, every 3): 2020 {0}; HEAD {1}"),
+    Item(D, "batches", "one batch of batch_size per source domain per step, drawn with "
+         "replacement, concatenated (InfiniteDataLoader)", "the same, from the run's own "
+         "generator", status="departure (recorded)"),
+    Item(D, "optimizer", "Adam(lr, weight_decay), no schedule (ERM)", "train.optimizer=adam, "
+         "train.schedule=constant, set for every domainbed run"),
+    Item(D, "BatchNorm", "2020: frozen (eval mode) always; HEAD: freeze_bn False",
+         lambda: (RECIPES["domainbed-2020"].freeze_bn, RECIPES["domainbed"].freeze_bn),
+         (True, False), shows="model.freeze_bn by recipe: domainbed-2020 {0}, domainbed {1}"),
+    Item(D, "ResNet-50 weights", "2020: torchvision resnet50(pretrained=True) (IMAGENET1K_V1); "
+         "HEAD: resnet50_augmix True loads timm resnet50.ram_in1k, even over resnet18",
+         lambda: (_preset_db("domainbed-2020"), _preset_db("domainbed")),
+         ("resnet50", "timm:resnet50.ram_in1k"),
+         shows="model.backbone for pacs by recipe: domainbed-2020 {0}, domainbed {1}"),
+    Item(D, "transforms", "training domains (both parts): RandomResizedCrop(224, scale 0.7-1), "
+         "flip, ColorJitter(0.3 x4), RandomGrayscale; test domains: Resize((224, 224))",
+         "the same (data.domainbed.image_transforms); the image cache is off for these runs"),
+    Item(D, "training seed", "seed_hash(dataset, algorithm, test_envs, hparams_seed, "
+         "trial_seed) (scripts/sweep.py)", "the same with algorithm 'ERM' for every augmenter",
+         status="departure (recorded)"),
 ]
+
 
 
 def markdown() -> str:

@@ -33,6 +33,37 @@ CACHE = (
     "drawn per batch from a torch generator seeded by the run's seed and applied as tensor "
     "operations; for given choices the pixels equal the per-image transforms'.")
 
+DOMAINBED_BATCHES = (
+    "DomainBed batches: each source domain's images drawn uniformly with replacement, as "
+    "DomainBed's InfiniteDataLoader over RandomSampler(replacement=True) draws them, but from "
+    "the run's own seeded torch generator: the same distribution, not DomainBed's stream of "
+    "indices (nor its eight loader workers' augmentation draws).")
+DOMAINBED_ALGORITHM = (
+    "DomainBed training seed: every augmenter's run is seeded as DomainBed seeds ERM "
+    "(seed_hash(dataset, 'ERM', test_envs, hparams_seed, trial_seed)), so the runs of one "
+    "(trial, draw, test domains) start from the same initialisation and batches; augmenter "
+    "arguments outside hparams_seed 0 are drawn from their own generators, leaving ERM's "
+    "draws DomainBed's.")
+DOMAINBED_2020_TAIL = (
+    "domainbed-2020: it evaluates only where step % checkpoint_freq == 0 (the last at step "
+    "4800 of 5001 on PACS); dgbench stops at that last evaluation instead of training the "
+    "steps after it (200 on PACS), which change no number DomainBed 2020 records, only its "
+    "saved model.pkl.")
+DOMAINBED_VAL = (
+    "DomainBed validation: every domain's 'in' and 'out' accuracies are recorded per "
+    "evaluation (history 'parts'; a training domain's through its training augmentation, as "
+    "DomainBed); dgbench's own val_acc (the sources' 'out' parts pooled, test transform) is "
+    "recorded beside them.")
+
+
+def domainbed(cfg: Any) -> list[str]:
+    """The departures of a run under DomainBed's protocol."""
+    out = [DOMAINBED_BATCHES, DOMAINBED_ALGORITHM, DOMAINBED_VAL]
+    every = cfg.train.checkpoint_freq or cfg.train.steps
+    if cfg.protocol.recipe == "domainbed-2020" and (cfg.train.steps - 1) % every:
+        out.append(DOMAINBED_2020_TAIL)
+    return out
+
 
 def for_run(cfg: Any, task: Any, aug_cls: type, cache: bool) -> list[str]:
     """The departures that apply to one run: its config, task, augmenter and data path."""
@@ -49,4 +80,6 @@ def for_run(cfg: Any, task: Any, aug_cls: type, cache: bool) -> list[str]:
     out += list(task.deviations) + list(getattr(aug_cls, "deviations", ()))
     if cache:
         out.append(CACHE)
+    if cfg.train.steps:
+        out += domainbed(cfg)
     return out

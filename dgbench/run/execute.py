@@ -33,13 +33,24 @@ def summary(plan: Plan) -> str:
     augs = list(dict.fromkeys(r.aug for r in plan.runs))
     splits = list(dict.fromkeys(r.split.name for r in plan.runs))
     seeds = list(dict.fromkeys(r.seed for r in plan.runs))
+    holdout = plan.runs[0].split.holdout  # DomainBed's protocol: trials x hparams draws
+    draws = list(dict.fromkeys(r.config.protocol.hparams_seeds[0] for r in plan.runs))
     return (
         f"experiment {plan.experiment}: {len(plan.runs)} runs = {len(augs)} augmenter(s) "
         f"[{', '.join(augs)}] x {len(splits)} split(s) [{', '.join(splits)}] x {len(seeds)} "
-        f"seed(s) [{', '.join(map(str, seeds))}] | {plan.config.data.name}, "
+        f"{'trial' if holdout else 'seed'}(s) [{', '.join(map(str, seeds))}]"
+        + (f" x {len(draws)} hparams seed(s) [{_span(draws)}]" if holdout else "")
+        + f" | {plan.config.data.name}, "
         f"{plan.protocol.__class__.__name__}, {plan.runs[0].config.model.backbone}, "
         f"{where(plan)}"
     )
+
+
+def _span(values: list[int]) -> str:
+    """0, 1, ..., 19 as ``0-19``; other lists as they are."""
+    if len(values) > 3 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
 
 
 def where(plan: Plan) -> str:

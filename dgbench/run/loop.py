@@ -28,8 +28,12 @@ from dgbench.core.errors import RunInterrupted, TrainingError
 from dgbench.core.files import atomic_write
 from dgbench.data import imagecache
 from dgbench.data.base import DomainDataset
-from dgbench.data.loaders import ReadyBatches, eval_loader, loader_options, train_loader
+from dgbench.data.loaders import (ReadyBatches, eval_loader, loader_options, step_loader,
+                                  train_loader)
+from dgbench.data.samplers import evaluation_steps
+from dgbench.models.backbones import add_dropout, set_train_mode
 from dgbench.models.insertion import insert_augmenters
+from dgbench.plan.domainbed import get_recipe
 from dgbench.plan.runs import Run
 from dgbench.run.checkpoint import Checkpoint
 from dgbench.run.history import HistoryLog
@@ -60,7 +64,7 @@ def prepare(run: Run, dataset: DomainDataset, target: DomainDataset | None = Non
     """Seed everything, then the data (the task's parts, the loader handing over ready
     tensors) and the model (the task's network, the augmenter at the named points) with its
     optimizer: the training loop's and the benchmarks' one way to build a run."""
-    cfg, seed, task = run.config, run.seed, get_task(dataset.task)
+    cfg, seed, task = run.config, run.train_seed, get_task(dataset.task)
     seed_everything(seed)
     env = Env.from_config(cfg)
     if env.cuda:
@@ -73,11 +77,15 @@ def prepare(run: Run, dataset: DomainDataset, target: DomainDataset | None = Non
     options, bs = loader_options(cfg.data.num_workers, env.cuda), cfg.data.batch_size
     data = task.data(cfg, run.split, dataset, target, cache,
                      lambda ds: eval_loader(ds, 2 * bs, **options))
-    loader = train_loader(data.train, bs, cfg.train.sampler == "domain", seed,
-                          cfg.train.domain_epoch, **options)
+    if cfg.train.steps:  # DomainBed's: a batch of each source per step, rounds between evaluations
+        loader = step_loader(data.train, bs, seed, evaluation_at(cfg), **options)
+    else:
+        loader = train_loader(data.train, bs, cfg.train.sampler == "domain", seed,
+                              cfg.train.domain_epoch, **options)
     batches = ReadyBatches(loader, env.images, env.device, augment)
 
     model = task.build_model(cfg, data.num_outputs)
+    add_dropout(model, cfg.model.dropout)
     aug_cls = AUGMENTERS.get(run.aug)
     placed = insert_augmenters(model, cfg.aug.insert, lambda: aug_cls(**cfg.aug.args), run.aug,
                                shared=cfg.aug.shared)
@@ -85,11 +93,21 @@ def prepare(run: Run, dataset: DomainDataset, target: DomainDataset | None = Non
     if env.channels_last:
         model.to(memory_format=torch.channels_last)
     t = cfg.train
-    optimizer = torch.optim.SGD(parameter_groups(model, t.backbone_lr_mult), lr=t.lr,
-                                momentum=t.momentum, weight_decay=t.weight_decay,
-                                nesterov=t.nesterov)
+    groups = parameter_groups(model, t.backbone_lr_mult)
+    if t.optimizer == "adam":  # torch's defaults otherwise, as DomainBed's ERM
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(groups, lr=t.lr,
+                                                            weight_decay=t.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum,
+                                    weight_decay=t.weight_decay, nesterov=t.nesterov)
     scaler = torch.amp.GradScaler(env.device.type, enabled=env.amp_dtype == torch.float16)
     return Setup(env, data, loader, batches, augment, cache, model, placed, optimizer, scaler)
+
+
+def evaluation_at(cfg: C.Config) -> list[int]:
+    """Step-based training: the steps after which the run is evaluated (DomainBed's)."""
+    last = get_recipe(cfg.protocol.recipe).evaluate_last_step
+    return evaluation_steps(cfg.train.steps, cfg.train.checkpoint_freq or cfg.train.steps, last)
 
 
 def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
@@ -117,29 +135,37 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
     log = history or HistoryLog()
     log.start(done["history"])
     (train_images, train_seconds), start = done["counters"], done["epoch"]
+    at = evaluation_at(cfg) if t.steps else None  # step-based: one round per evaluation
+    rounds = len(at) if at else t.epochs
     if start and say is not None:
-        say(f"resuming from its checkpoint after epoch {start} of {t.epochs} "
+        say(f"resuming from its checkpoint after {_progress(at, start, rounds)} "
             f"({checkpoint.path})")
-    bar = tqdm(total=t.epochs * len(batches), initial=start * len(batches), desc=run.label(),
+    total, initial = ((at[-1] + 1, at[start - 1] + 1 if start else 0) if at
+                      else (t.epochs * len(batches), start * len(batches)))
+    bar = tqdm(total=total, initial=initial, desc=run.label(),
                unit="step", leave=False, disable=None if progress else True,
                dynamic_ncols=True)  # disable None: on a terminal only
-    with _interruptible(checkpoint, t.epochs, bar):
-        for epoch in range(start, t.epochs):
+    with _interruptible(checkpoint, at, rounds, bar):
+        for epoch in range(start, rounds):
             lr = set_lr(optimizer, t, epoch)
             t_epoch = time.perf_counter()
+            if at:
+                s.loader.batch_sampler.set_round(epoch)
             loss, train_acc, seen, steps, bad_step = train_epoch(
-                forward, batches, optimizer, scaler, env, t.label_smoothing, bar)
+                forward, batches, optimizer, scaler, env, t.label_smoothing, bar,
+                cfg.model.freeze_bn)
             if bad_step >= 0:
                 bar.close()
                 raise diverged(run, epoch, bad_step, lr)
             train_seconds += time.perf_counter() - t_epoch
             train_images += seen
-            row = {"epoch": epoch + 1, "lr": lr, "loss": loss, "train_acc": train_acc,
-                   "batches": steps, **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
+            row = {"epoch": epoch + 1, **({"step": at[epoch]} if at else {}), "lr": lr,
+                   "loss": loss, "train_acc": train_acc, "batches": steps,
+                   **task.evaluate_epoch(model, data, env)}  # (reid: nothing)
             row["seconds"] = time.perf_counter() - t_epoch
             log.append(row)
             checkpoint.save(epoch + 1, log.rows, [train_images, train_seconds])
-            bar.set_postfix_str(f"epoch {epoch + 1}/{t.epochs} loss {loss:.3f}" + (
+            bar.set_postfix_str(f"{_progress(at, epoch + 1, rounds)} loss {loss:.3f}" + (
                 f" val {100 * row['val_acc']:.1f}" if "val_acc" in row else ""))
     bar.close()
     release_scratch()  # the augmenters' kept buffers: the next run may use other shapes
@@ -159,7 +185,8 @@ def train_run(run: Run, dataset: DomainDataset, progress: bool = True,
 
 
 @contextlib.contextmanager
-def _interruptible(checkpoint: Checkpoint, epochs: int, bar: Any) -> Iterator[None]:
+def _interruptible(checkpoint: Checkpoint, at: list[int] | None, rounds: int,
+                   bar: Any) -> Iterator[None]:
     """Ctrl-C in the loop becomes :class:`RunInterrupted`, saying what the checkpoint keeps."""
     try:
         yield
@@ -168,19 +195,28 @@ def _interruptible(checkpoint: Checkpoint, epochs: int, bar: Any) -> Iterator[No
         if checkpoint.path is None:
             raise
         if checkpoint.epoch:
-            kept = (f"its checkpoint after epoch {checkpoint.epoch} of {epochs} is kept in "
+            kept = (f"its checkpoint after {_progress(at, checkpoint.epoch, rounds)} is kept in "
                     f"{checkpoint.path}; rerun the same command to resume from it")
         else:
-            kept = "in its first epoch, before any checkpoint; a rerun starts it afresh"
+            kept = (f"in its first {'evaluation interval' if at else 'epoch'}, before any "
+                    "checkpoint; a rerun starts it afresh")
         raise RunInterrupted(kept) from None
+
+
+def _progress(at: list[int] | None, done: int, rounds: int) -> str:
+    """Where a run stands after ``done`` epochs (or, step-based, evaluations)."""
+    if at:
+        return f"step {at[done - 1] + 1} of {at[-1] + 1}"
+    return f"epoch {done} of {rounds}"
 
 
 def train_epoch(model: torch.nn.Module, batches: ReadyBatches, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, env: Env, label_smoothing: float,
-                bar: Any) -> tuple[float, float, int, int, int]:
+                bar: Any, freeze_bn: bool = False) -> tuple[float, float, int, int, int]:
     """One pass over ``batches``: (mean loss, training accuracy, images seen, steps, the
-    first step whose loss was not finite or -1). Nothing here waits for the device."""
-    model.train()
+    first step whose loss was not finite or -1). Nothing here waits for the device.
+    ``freeze_bn``: BatchNorm layers in eval mode (DomainBed 2020)."""
+    set_train_mode(model, freeze_bn)
     loss_sum = torch.zeros((), device=env.device)
     correct = torch.zeros((), dtype=torch.long, device=env.device)
     first_bad = torch.full((), -1, dtype=torch.long, device=env.device)

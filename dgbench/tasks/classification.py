@@ -9,11 +9,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dgbench.core.device import Env
-from dgbench.core.errors import ConfigError
+from dgbench.core.errors import ConfigError, DataError
 from dgbench.data.base import concat, subsample
 from dgbench.models.backbones import build_backbone
 from dgbench.tasks._base import TASKS, RunData, Task, check_sizes
 from dgbench.tasks.evaluate import count_correct, evaluate_tests
+
+def _accuracy(model: nn.Module, loader: DataLoader, env: Env) -> float:
+    correct, total = count_correct(model, loader, env)
+    return correct / max(total, 1)
+
 
 def _pooled(test: dict[str, dict[str, Any]], part: str) -> float | None:
     """Accuracy over the ``part`` (held / rest) of every test set; None where it is empty."""
@@ -40,12 +45,22 @@ class Classification(Task):
                 "; use mix=random")
 
     def check_data(self, cfg: Any, split: Any, dataset: Any, target: Any) -> None:
+        if split.holdout:  # DomainBed's parts of this trial
+            dataset.use_holdout(cfg.seeds[0], cfg.protocol.holdout_fraction)
+
         def size(domain: str, name: str) -> int:
             return len(subsample(dataset.subset(domain, name, train=False), cfg.data.subsample))
 
         parts = {f"the {s} part of domain {d}": size(d, s)
                  for d, s in (*split.train, *split.val, *split.test.values())}
-        check_sizes(split, cfg, parts, [size(d, s) for d, s in split.train])
+        train = [size(d, s) for d, s in split.train]
+        if split.holdout and min(train) < cfg.data.batch_size:
+            d, s = split.train[train.index(min(train))]
+            raise DataError(f"split {split.name}: the {s} part of domain {d} has {min(train)} "
+                            f"images, fewer than a batch (data.batch_size {cfg.data.batch_size}"
+                            ", per source domain under protocol domainbed); lower "
+                            "data.batch_size")
+        check_sizes(split, cfg, parts, train)
 
     def build_model(self, cfg: Any, num_outputs: int, pretrained: bool | None = None) -> nn.Module:
         m = cfg.model
@@ -57,13 +72,19 @@ class Classification(Task):
         def part(domain: str, name: str, train: bool) -> Dataset:
             return subsample(dataset.part(domain, name, train, cache), cfg.data.subsample)
 
+        if split.holdout:  # DomainBed's parts of this trial
+            dataset.use_holdout(cfg.seeds[0], cfg.protocol.holdout_fraction)
+
         train = [part(d, s, True) for d, s in split.train]
         val = concat([part(d, s, False) for d, s in split.val])
         tests = {name: part(d, s, False) for name, (d, s) in split.test.items()}
         sizes = {"train": sum(len(p) for p in train), "val": len(val),
                  "test": {k: len(v) for k, v in tests.items()}}
         state = {"val": make_loader(val), "tests": {k: make_loader(v) for k, v in tests.items()},
-                 "seed": cfg.seeds[0]}
+                 "seed": cfg.seeds[0],
+                 # DomainBed measures every part, a training domain's through its augmentation
+                 "watch": {f"{d}:{s}": make_loader(part(d, s, d in split.sources))
+                           for d, s in split.watch}}
         return RunData(train, dataset.num_classes, sizes, make_loader, state)
 
     def evaluate_epoch(self, model: nn.Module, data: RunData, env: Env) -> dict[str, Any]:
@@ -75,7 +96,8 @@ class Classification(Task):
         test, score = evaluate_tests(model, data.state["tests"], env, data.state["seed"],
                                      classes=data.num_outputs)
         data.state["last"] = (val_acc, test, score)
-        return {"val_acc": val_acc, "test_acc": {k: v["acc"] for k, v in test.items()},
+        parts = {name: _accuracy(model, loader, env) for name, loader in data.state["watch"].items()}
+        return {**({"parts": parts} if parts else {}), "val_acc": val_acc, "test_acc": {k: v["acc"] for k, v in test.items()},
                 "score": score, "oracle_val": _pooled(test, "held"),
                 "oracle_acc": {k: _pooled({k: v}, "rest") for k, v in test.items()},
                 "oracle_score": _pooled(test, "rest")}
