@@ -218,3 +218,34 @@ def test_a_dead_pool_worker_fails_its_runs_instead_of_hanging(tmp_path, monkeypa
     assert [s["run_id"] for s in statuses] == [r for _, r in jobs]  # in the plan's order
     assert all(s["status"] == "failed" and "worker process" in s["error"] for s in statuses)
     assert any("a worker process died" in line and "resumes" in line for line in lines)
+
+
+def test_pool_workers_end_with_a_killed_command(tmp_path):
+    """A command killed outright (SIGKILL: no cleanup runs) takes its pool workers with it;
+    they do not train on unseen (their claims go stale and a rerun resumes the runs)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dgbench.store import claims
+
+    args = [sys.executable, "-m", "dgbench", "run", "--dataset", "digits", "--targets", "photo",
+            "--aug", "none,efdmix", "--no-progress", "--jobs", "2", "--threads", "1",
+            "train.epochs=50", "--out", str(tmp_path)]
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        held: list[dict] = []
+        while time.time() < deadline and len(held) < 2:
+            held = [c for c in (claims.read(p.parent) for p in tmp_path.rglob(claims.CLAIM)) if c]
+            time.sleep(0.5)
+        assert len(held) == 2, "the two workers never started training"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(claims._alive(int(c["pid"])) for c in held):
+            time.sleep(0.5)
+        assert not any(claims._alive(int(c["pid"])) for c in held)
+    finally:
+        driver.kill()

@@ -228,3 +228,71 @@ def test_the_shared_pacs_splits_as_domainbed_splits_its_images_folder(tmp_path):
                         for rel in ds.part_files(domain, part)] == paths
     assert any("n02103406_4068-1.png" in rel for rel in ds.part_files("sketch", "in")
                + ds.part_files("sketch", "out"))
+
+
+@pytest.mark.parametrize("recipe", list(COMMITS))
+def test_one_erm_step_equals_domainbeds(recipe, tmp_path, monkeypatch):
+    """DomainBed's ERM (its algorithms.py and networks.py at the recipe's commit) and
+    dgbench's training step, from the same ResNet-18 weights on the same two-domain batch,
+    with dropout 0.5 and weight decay: the same loss and the same updated weights."""
+    import torch
+    import torchvision
+
+    from dgbench.tasks.evaluate import CPU
+    from dgbench.models.backbones import add_dropout, build_backbone
+    from dgbench.plan.domainbed import RECIPES
+    from dgbench.run.loop import parameter_groups, train_epoch
+
+    commit = COMMITS[recipe]
+    if not (MIRROR / "HEAD").is_file():
+        pytest.skip(f"no DomainBed mirror at {MIRROR} (set DGBENCH_DOMAINBED)")
+    root = tmp_path / commit
+    for name in (*FILES, "algorithms.py", "networks.py", "lib/wide_resnet.py"):
+        path = root / "domainbed" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(subprocess.run(["git", "--git-dir", str(MIRROR), "show",
+                                         f"{commit}:domainbed/{name}"], check=True,
+                                        capture_output=True).stdout)
+    real = torchvision.models.resnet18
+    monkeypatch.setattr(torchvision.models, "resnet18",  # its pretrained=True, offline
+                        lambda *a, **k: (torch.manual_seed(0), real(weights=None))[1])
+    sys.path.insert(0, str(root))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            algorithms = importlib.import_module("domainbed.algorithms")
+            registry = importlib.import_module("domainbed.hparams_registry")
+    finally:
+        sys.path.remove(str(root))
+    hparams = registry.default_hparams("ERM", "PACS")
+    hparams.update(resnet18=True, resnet50_augmix=False, resnet_dropout=0.5, lr=1e-3,
+                   weight_decay=1e-3)
+    torch.manual_seed(1)
+    theirs = algorithms.ERM((3, 224, 224), 7, 3, hparams)
+    for mod in [m for m in sys.modules if m == "domainbed" or m.startswith("domainbed.")]:
+        del sys.modules[mod]
+
+    ours = build_backbone("resnet18", 7)
+    state = {k.removeprefix("0.network."): v for k, v in theirs.network.state_dict().items()
+             if k.startswith("0.network.")}
+    state.update({"fc.weight": theirs.network[1].weight, "fc.bias": theirs.network[1].bias})
+    ours.load_state_dict(state)
+    add_dropout(ours, 0.5)
+    optimizer = torch.optim.Adam(parameter_groups(ours, 1.0), lr=1e-3, weight_decay=1e-3)
+
+    gen = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(4, 3, 32, 32, generator=gen), torch.randint(7, (4,), generator=gen))
+               for _ in range(2)]  # one per source domain
+    torch.manual_seed(3)
+    their_loss = theirs.update(batches)["loss"]
+    images, labels = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    torch.manual_seed(3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    loss, *_ = train_epoch(ours, [(images, labels)], optimizer, scaler, CPU, 0.0,
+                           type("Bar", (), {"update": lambda self, n: None})(),
+                           RECIPES[recipe].freeze_bn)
+    assert loss == pytest.approx(their_loss, rel=1e-6, abs=1e-7)
+    after = theirs.network.state_dict()
+    for key, value in ours.state_dict().items():
+        theirs_key = "1." + key[3:] if key.startswith("fc.") else "0.network." + key
+        assert torch.allclose(value.float(), after[theirs_key].float(), rtol=1e-5, atol=1e-6), key

@@ -113,9 +113,26 @@ def test_an_interrupted_step_run_resumes_to_the_same_record(tmp_path, monkeypatc
     (["--seeds", "x"], "seeds"),
     (["data.subsample=10"], "fewer than a batch"),
     (["--aug-args", "mix=crossdomain"], "use mix=random"),
+    (["--protocol", "lodo"], "belong to DomainBed's protocol"),
 ])
 def test_bad_domainbed_settings_are_refused_before_training(extra, message, tmp_path, capsys):
     assert main([*ARGS, *extra, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dgbench: error: ") and message in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_a_sweep_dry_run_prints_each_planned_runs_config_as_json(tmp_path, capsys):
+    sweep = tmp_path / "db.yaml"
+    sweep.write_text("base:\n  protocol.name: domainbed\n  seeds: [0, 1]\n"
+                     "  protocol.hparams_seeds: [0, 4]\n  train.steps: 7\n  train.checkpoint_freq: 3\n"
+                     "axes:\n  protocol.recipe: [domainbed-2020, domainbed]\n")
+    assert main(["sweep", str(sweep), "--dry-run", "--json", "--out", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 * 4 * 2 * 2  # recipes x test domains x trials x draws
+    one = next(x for x in lines if x["config"]["protocol"]["recipe"] == "domainbed-2020"
+               and x["config"]["protocol"]["hparams_seeds"] == [4] and x["config"]["seeds"] == [1])
+    assert one["state"] == "not started" and one["config"]["train"]["lr"] == erm_hparams(
+        "domainbed-2020", "Digits", 4, 1)["lr"]
+    assert main(["sweep", str(sweep), "--json", "--out", str(tmp_path)]) == 2
+    assert "goes with --dry-run" in capsys.readouterr().err

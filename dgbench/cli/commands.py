@@ -83,6 +83,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     from dgbench.plan.sweep import describe, read_sweep, run_values
     from dgbench.run.launch import threads_and_source
 
+    if ns.json and not ns.dry_run:
+        raise DGBenchError("--json lists the planned runs: it goes with --dry-run")
     opts = launch_options(ns)
     threads, source = threads_and_source(opts)
     torch.set_num_threads(threads)
@@ -97,6 +99,11 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     states = {key: run_state(out / key[0] / key[1])[0] for key in jobs}
     counts = {s: sum(v == s for v in states.values()) for s in (DONE, RUNNING)}
     todo = [key for key, state in states.items() if state not in (DONE, RUNNING)]
+    if ns.json:  # machine-readable: nothing but one run per line
+        for (exp, run_id), (tree, label) in jobs.items():
+            print(json.dumps({"experiment": exp, "run_id": run_id, "state": states[(exp, run_id)],
+                              "label": label, "config": tree}, sort_keys=True))
+        return 0
     print(f"sweep {ns.file}: {len(jobs)} runs in {len(set(experiments))} experiment(s): "
           f"{counts[DONE]} {DONE} / {counts[RUNNING]} {RUNNING} / {len(todo)} to launch",
           flush=True)

@@ -178,6 +178,9 @@ def _sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results", type=_folder, metavar="DIR", help="results root")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs: done / running / to launch; launch nothing")
+    p.add_argument("--json", action="store_true",
+                   help="with --dry-run: one JSON object per planned run and line (experiment, "
+                   "run_id, state, label, its full config), nothing else on standard output")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="keys over the sweep's base at every point, e.g. data.root=/data/PACS")
     p.set_defaults(func=cmd.cmd_sweep)

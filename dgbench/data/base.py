@@ -142,9 +142,13 @@ class DomainDataset:
     def use_holdout(self, trial_seed: int, fraction: float = HOLDOUT_FRACTION) -> None:
         """Give every domain the parts ``in`` and ``out`` of DomainBed's split for
         ``trial_seed`` (the domain's position in :attr:`domains` is its environment index)."""
+        if self.holdout == (trial_seed, fraction):
+            return  # already split so (a sweep plans many runs of one trial)
+        listed = self.__dict__.setdefault("_domainbed_items", {})  # listed once per domain
         for index, domain in enumerate(self.domains):
-            self.set_parts(domain, split_items(self.domainbed_items(domain), trial_seed, index,
-                                               fraction))
+            if domain not in listed:
+                listed[domain] = self.domainbed_items(domain)
+            self.set_parts(domain, split_items(listed[domain], trial_seed, index, fraction))
         self.holdout = (trial_seed, fraction)
 
     def cached_subset(self, cache: Any, domain: str, split: str, train: bool) -> Dataset:

@@ -166,6 +166,10 @@ def make_plan(cfg: C.Config, here: bool = True) -> Plan:
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else default_insert(probe)
     check_insert(probe, insert)
 
+    if not splits[0].holdout and (cfg.train.steps or cfg.train.checkpoint_freq):
+        raise ConfigError(f"train.steps / train.checkpoint_freq (step-based training) belong to "
+                          f"DomainBed's protocol: use --protocol domainbed, or train.epochs "
+                          f"with --protocol {cfg.protocol.name}")
     _warn_learning_rate(cfg)
     if device is not None:
         _check_speed_settings(cfg, device)

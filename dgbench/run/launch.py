@@ -16,11 +16,14 @@ share one results folder safely, and resumes from the run's checkpoint if it was
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import socket
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -226,10 +229,28 @@ def _local(jobs: list[tuple[dict, str]], out: str, opts: Options,
 
 def _worker_init(gpus: int) -> None:
     """One GPU per worker process (round-robin over the visible ones), set before torch uses
-    CUDA in it (importing torch does not start CUDA)."""
+    CUDA in it (importing torch does not start CUDA); and, on Linux, a worker that dies with
+    the command: a killed driver would otherwise leave its workers training on (the run's
+    claim then goes stale and the next command resumes it)."""
+    _die_with_parent()
     index = mp.current_process()._identity[0] - 1 if mp.current_process()._identity else 0
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when the process that started it ends
+    (``prctl(PR_SET_PDEATHSIG)``); nothing elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it ended before the request
+        os._exit(1)
 
 
 def _gpus() -> int:
