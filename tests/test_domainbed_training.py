@@ -75,6 +75,8 @@ def test_a_domainbed_run_on_digits(tmp_path):
                                                                "inverted") for p in ("in", "out")}
     assert record["config"]["train"]["optimizer"] == "adam"
     assert record["config"]["protocol"]["hparams_seeds"] == [0]
+    assert record["split"]["test_envs"] == [1]  # photo, the second of digits' domains
+    assert record["split"]["train_seed"] == training_seed("Digits", "ERM", [1], 0, 0)
     # the test domain's score is its "in" part, measured with the test transform
     final = record["final"]["test"]["photo"]
     assert final["acc"] == pytest.approx(history[-1]["parts"]["photo:in"])

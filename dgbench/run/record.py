@@ -35,7 +35,10 @@ def build_record(run: Run, task: Any, dataset: Any, sizes: dict[str, Any], model
         split={"name": split.name, "index": split.index, "sources": list(split.sources),
                "train": [list(p) for p in split.train], "val": [list(p) for p in split.val],
                "test": {k: list(v) for k, v in split.test.items()},
-               "role": split.role, "of": split.of},
+               "role": split.role, "of": split.of,
+               # DomainBed's protocol: its test environments and the seed training used
+               **({"test_envs": list(split.test_envs), "train_seed": run.train_seed}
+                  if split.holdout else {})},
         sizes=sizes, config=C.to_dict(used if used is not None else cfg),
         dataset={"name": cfg.data.name, "classes": list(dataset.classes),
                  "titles": dict(dataset.titles), **dataset.describe()},
