@@ -82,7 +82,7 @@ def split_items(items: Sequence[Any], trial_seed: int, env_index: int,
 
 def check_trial_seed(value: Any) -> int:
     """A trial seed is a non-negative integer (or its digits, from the command line)."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise DataError(f"a trial seed is a non-negative integer, got {value!r}")

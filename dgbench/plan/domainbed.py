@@ -114,8 +114,10 @@ def training_seed(dataset: str, algorithm: str, test_envs: list[int], hparams_se
 STEPS = 5001
 
 
-def check_steps(steps: int, every: int) -> None:
-    if steps < every:
+def check_steps(steps: int, every: int, last: bool = True) -> None:
+    """At least one evaluation after the first step: ``steps`` > ``every`` where only every
+    ``every``-th step is evaluated (2020), ``steps`` >= ``every`` where the last one is too."""
+    if steps < every or (steps == every and not last):
         raise ConfigError(f"train.steps ({steps}) is smaller than train.checkpoint_freq "
                           f"({every}): the run would be evaluated only after its first step; "
                           "lower train.checkpoint_freq or raise train.steps")
@@ -134,7 +136,7 @@ def run_settings(cfg: Any, dataset: Any, split: Any, trial: int, aug: str,
                           "DomainBed's batches hold one block per source domain: use mix=random")
     steps = cfg.train.steps or STEPS
     every = cfg.train.checkpoint_freq or dataset.domainbed_checkpoint_freq
-    check_steps(steps, every)
+    check_steps(steps, every, recipe.evaluate_last_step)
     name = dataset.domainbed_name or type(dataset).__name__
     out = []
     for hs in cfg.protocol.hparams_seeds:
@@ -144,7 +146,8 @@ def run_settings(cfg: Any, dataset: Any, split: Any, trial: int, aug: str,
                  "model.dropout": h["resnet_dropout"], "model.freeze_bn": recipe.freeze_bn,
                  "train.optimizer": "adam", "train.schedule": "constant",
                  "train.sampler": "random", "train.steps": steps, "train.checkpoint_freq": every,
-                 "data.cache": False}
+                 "data.cache": False,  # its batched augmentation is Dassl's
+                 "train.amp": False, "train.channels_last": False}  # float32, as DomainBed
         args = dict(kwargs)
         if hs:
             args.update({arg: value(*dist, unit_draw(recipe.name, hs, trial, f"{aug}.{arg}"))

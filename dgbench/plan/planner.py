@@ -129,6 +129,19 @@ def _settings(cfg: C.Config, dataset: DomainDataset, split: Split, seed: int, au
     return [({}, kwargs, None)]
 
 
+def _step_settings(cfg: C.Config, split: Split) -> C.Config:
+    """Step-based training only under DomainBed's protocol, and there no image cache."""
+    if not split.holdout and (cfg.train.steps or cfg.train.checkpoint_freq):
+        raise ConfigError(f"train.steps / train.checkpoint_freq (step-based training) belong to "
+                          f"DomainBed's protocol: use --protocol domainbed, or train.epochs "
+                          f"with --protocol {cfg.protocol.name}")
+    if split.holdout and cfg.data.cache:  # its batched augmentation is Dassl's
+        cfg = copy.copy(cfg)
+        cfg.data = copy.copy(cfg.data)
+        cfg.data.cache = False
+    return cfg
+
+
 def _with_train(cfg: C.Config, train: C.TrainConfig) -> C.Config:
     out = copy.copy(cfg)
     out.train = train
@@ -166,10 +179,7 @@ def make_plan(cfg: C.Config, here: bool = True) -> Plan:
     insert = list(cfg.aug.insert) if cfg.aug.insert is not None else default_insert(probe)
     check_insert(probe, insert)
 
-    if not splits[0].holdout and (cfg.train.steps or cfg.train.checkpoint_freq):
-        raise ConfigError(f"train.steps / train.checkpoint_freq (step-based training) belong to "
-                          f"DomainBed's protocol: use --protocol domainbed, or train.epochs "
-                          f"with --protocol {cfg.protocol.name}")
+    cfg = _step_settings(cfg, splits[0])
     _warn_learning_rate(cfg)
     if device is not None:
         _check_speed_settings(cfg, device)

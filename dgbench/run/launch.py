@@ -207,23 +207,33 @@ def _local(jobs: list[tuple[dict, str]], out: str, opts: Options,
     gpus = _gpus()
     workers = min(opts.jobs, len(jobs))  # a worker without a run would only idle
     statuses: dict[int, dict[str, Any]] = {}
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(gpus,)) as pool:
-        futures = {pool.submit(run_one, tree, run_id, out, opts): i
-                   for i, (tree, run_id) in enumerate(jobs)}
-        try:
-            for future in as_completed(futures):
-                statuses[futures[future]] = status = future.result()
-                log(f"[{len(statuses)}/{len(jobs)}] {status['run_id']}: {status['status']}")
-        except BrokenProcessPool:  # a worker died (killed, out of memory): not a hang
-            lost = [run_id for i, (_, run_id) in enumerate(jobs) if i not in statuses]
-            log(f"a worker process died (killed from outside, or out of memory) with "
-                f"{len(lost)} of {len(jobs)} runs unfinished; the same command again resumes "
-                "them from their checkpoints")
-            for i, (_, run_id) in enumerate(jobs):
-                statuses.setdefault(i, {"run_id": run_id, "status": FAILED, "error": (
-                    "not finished: a worker process of the pool died (killed from outside, or "
-                    "out of memory); the same command again resumes it from its checkpoint")})
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(gpus,))
+    futures = {pool.submit(run_one, tree, run_id, out, opts): i
+               for i, (tree, run_id) in enumerate(jobs)}
+    try:
+        for future in as_completed(futures):
+            statuses[futures[future]] = status = future.result()
+            log(f"[{len(statuses)}/{len(jobs)}] {status['run_id']}: {status['status']}")
+    except BrokenProcessPool:  # a worker died (killed, out of memory): not a hang
+        for future, i in futures.items():  # finished before the pool broke: kept
+            if future.done() and not future.cancelled() and future.exception() is None:
+                statuses.setdefault(i, future.result())
+        lost = [run_id for i, (_, run_id) in enumerate(jobs) if i not in statuses]
+        log(f"a worker process died (killed from outside, or out of memory) with "
+            f"{len(lost)} of {len(jobs)} runs unfinished; the same command again resumes "
+            "them from their checkpoints")
+        for i, (_, run_id) in enumerate(jobs):
+            statuses.setdefault(i, {"run_id": run_id, "status": FAILED, "error": (
+                "not finished: a worker process of the pool died (killed from outside, or "
+                "out of memory); the same command again resumes it from its checkpoint")})
+    except BaseException:  # Ctrl-C: stop now, start nothing more, end the workers
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    pool.shutdown(wait=True)
     return [statuses[i] for i in range(len(jobs))]
 
 
