@@ -34,18 +34,25 @@ FILES = ("__init__.py", "lib/misc.py", "hparams_registry.py")
 COMMITS = {"domainbed": "b93c22a", "domainbed-2020": "7df6f06"}
 
 
-def _domainbed(commit: str, where: Path):
-    """DomainBed's ``lib.misc`` and ``hparams_registry`` at ``commit``, imported from files
-    taken out of the mirror (skips without it)."""
+def _extract(commit: str, where: Path, names: tuple[str, ...]) -> Path:
+    """DomainBed's files ``names`` (under domainbed/) at ``commit``, written below ``where``
+    (skips without the mirror); the folder to put on sys.path."""
     if not (MIRROR / "HEAD").is_file():
         pytest.skip(f"no DomainBed mirror at {MIRROR} (set DGBENCH_DOMAINBED)")
     root = where / commit
-    for name in FILES:
+    for name in names:
         path = root / "domainbed" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(subprocess.run(["git", "--git-dir", str(MIRROR), "show",
                                          f"{commit}:domainbed/{name}"], check=True,
                                         capture_output=True).stdout)
+    return root
+
+
+def _domainbed(commit: str, where: Path):
+    """DomainBed's ``lib.misc`` and ``hparams_registry`` at ``commit``, imported from files
+    taken out of the mirror (skips without it)."""
+    root = _extract(commit, where, FILES)
     for mod in [m for m in sys.modules if m == "domainbed" or m.startswith("domainbed.")]:
         del sys.modules[mod]
     sys.path.insert(0, str(root))
@@ -243,16 +250,8 @@ def test_one_erm_step_equals_domainbeds(recipe, tmp_path, monkeypatch):
     from dgbench.plan.domainbed import RECIPES
     from dgbench.run.loop import parameter_groups, train_epoch
 
-    commit = COMMITS[recipe]
-    if not (MIRROR / "HEAD").is_file():
-        pytest.skip(f"no DomainBed mirror at {MIRROR} (set DGBENCH_DOMAINBED)")
-    root = tmp_path / commit
-    for name in (*FILES, "algorithms.py", "networks.py", "lib/wide_resnet.py"):
-        path = root / "domainbed" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(subprocess.run(["git", "--git-dir", str(MIRROR), "show",
-                                         f"{commit}:domainbed/{name}"], check=True,
-                                        capture_output=True).stdout)
+    root = _extract(COMMITS[recipe], tmp_path,
+                    (*FILES, "algorithms.py", "networks.py", "lib/wide_resnet.py"))
     real = torchvision.models.resnet18
     monkeypatch.setattr(torchvision.models, "resnet18",  # its pretrained=True, offline
                         lambda *a, **k: (torch.manual_seed(0), real(weights=None))[1])
